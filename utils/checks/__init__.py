@@ -1,0 +1,11 @@
+"""Exercise checks: each says what is right or wrong about an answer, not only pass or fail.
+
+Every check returns a :class:`Feedback` that a notebook shows as the cell's result. In a learner's cell
+an unanswered exercise (``None`` or ``...``) gets a hint, never an exception. Worked solutions call the
+check with ``strict=True``: a wrong solution then raises :class:`ExerciseError`, so CI catches it.
+
+The checks of each lesson live in ``utils.checks.lessonNN``.
+"""
+from .core import ExerciseError, Feedback, feedback, is_unanswered
+
+__all__ = ["ExerciseError", "Feedback", "feedback", "is_unanswered"]

@@ -1,0 +1,51 @@
+"""The machinery every exercise check shares."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class ExerciseError(AssertionError):
+    """Raised by a check called with ``strict=True`` when the answer is wrong or missing."""
+
+
+@dataclass
+class Feedback:
+    """The verdict of a check: ``passed``, and the messages that explain it."""
+
+    exercise: str
+    passed: bool
+    messages: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"[{'correct' if self.passed else 'not yet'}] {self.exercise}"
+        return "\n".join([head] + [f"  - {m}" for m in self.messages])
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def is_unanswered(answer) -> bool:
+    """True for the placeholders a learner cell starts with: ``None`` and ``...``."""
+    return answer is None or answer is Ellipsis
+
+
+def feedback(exercise: str, problems: list[str], praise: str, strict: bool = False, hint: str | None = None,
+             answer=object()) -> Feedback:
+    """Build the :class:`Feedback` for a check.
+
+    ``problems`` lists what is wrong (empty when the answer is right); ``praise`` is said when it is right.
+    When ``answer`` is a placeholder, the verdict is "not answered yet" with the ``hint``.
+    With ``strict=True`` a failing verdict raises :class:`ExerciseError` carrying the same text.
+    """
+    if is_unanswered(answer):
+        result = Feedback(exercise, False, ["not answered yet: replace the placeholder with your answer."]
+                          + ([f"hint: {hint}"] if hint else []))
+    elif problems:
+        result = Feedback(exercise, False, list(problems) + ([f"hint: {hint}"] if hint else []))
+    else:
+        result = Feedback(exercise, True, [praise])
+    if strict and not result.passed:
+        raise ExerciseError(str(result))
+    return result

@@ -1,0 +1,206 @@
+"""PyTorch datasets: generated scenes (semantic and instance) and a folder of images and masks.
+
+Sample contracts
+----------------
+* Semantic datasets return ``(image, mask)``: ``image`` a ``(3, H, W)`` ``float32`` tensor in [0, 1]
+  (RGB), ``mask`` a ``(H, W)`` ``int64`` tensor of class ids, ``ignore_index`` where unlabelled.
+* :class:`SceneInstanceDataset` returns ``(image, target)`` in the format torchvision's detection
+  models take: ``target["boxes"]`` ``(N, 4)`` float32 ``xyxy``; ``"labels"`` ``(N,)`` int64;
+  ``"masks"`` ``(N, H, W)`` uint8; ``"image_id"`` int; ``"area"`` ``(N,)`` float32; ``"iscrowd"`` ``(N,)``
+  int64 zeros.
+
+Joint transforms follow the Albumentations call: ``transform(image=HWC uint8, mask=HW int) -> dict`` with
+the same keys, so image and mask always move together.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .scenes import CLASS_NAMES, make_scene, split_seed
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 RGB in [0, 255] to a ``(3, H, W)`` float32 tensor in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"`image` must be (H, W, 3) uint8, got shape {image.shape} and dtype {image.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def _apply_joint(transform, image, mask):
+    if transform is None:
+        return image, mask
+    out = transform(image=image, mask=mask)
+    if not isinstance(out, dict) or "image" not in out or "mask" not in out:
+        raise TypeError("`transform` must be called as transform(image=..., mask=...) and return a dict "
+                        "with 'image' and 'mask' (the Albumentations convention)")
+    return out["image"], out["mask"]
+
+
+class SceneSegmentationDataset(Dataset):
+    """Semantic segmentation on generated scenes: ``n`` scenes of a split, made once and kept in memory.
+
+    Parameters
+    ----------
+    n : int
+        Number of scenes.
+    size : int
+        Side of the square images.
+    split : {"train", "val", "test"}
+        Splits use disjoint seeds, so a model is always scored on scenes it never saw.
+    transform : callable, optional
+        Joint transform ``transform(image=, mask=) -> {"image", "mask"}`` on uint8 HWC / HW arrays.
+    """
+
+    class_names = CLASS_NAMES
+    num_classes = len(CLASS_NAMES)
+
+    def __init__(self, n: int, size: int = 128, split: str = "train", transform=None):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"`n` must be a positive int, got {n!r}")
+        self.n, self.size, self.split, self.transform = n, size, split, transform
+        scenes = [make_scene(split_seed(split, i), size) for i in range(n)]
+        self.images = np.stack([s.image for s in scenes])
+        self.masks = np.stack([s.semantic for s in scenes])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        image, mask = _apply_joint(self.transform, self.images[index], self.masks[index])
+        return image_to_tensor(image), torch.as_tensor(np.asarray(mask), dtype=torch.int64)
+
+
+class SceneInstanceDataset(Dataset):
+    """Instance segmentation on generated scenes, in torchvision's detection target format.
+
+    ``n``, ``size`` and ``split`` as in :class:`SceneSegmentationDataset`. Use :func:`detection_collate`
+    with a ``DataLoader`` (targets differ in length).
+    """
+
+    class_names = CLASS_NAMES
+    num_classes = len(CLASS_NAMES)
+
+    def __init__(self, n: int, size: int = 128, split: str = "train"):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"`n` must be a positive int, got {n!r}")
+        self.n, self.size, self.split = n, size, split
+        self.scenes = [make_scene(split_seed(split, i), size) for i in range(n)]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        s = self.scenes[index]
+        masks = torch.from_numpy(s.instance_masks.astype(np.uint8))
+        target = {
+            "boxes": torch.from_numpy(s.boxes_xyxy.copy()),
+            "labels": torch.from_numpy(s.labels.copy()),
+            "masks": masks,
+            "image_id": index,
+            "area": masks.flatten(1).sum(1).float(),
+            "iscrowd": torch.zeros(len(s.labels), dtype=torch.int64),
+        }
+        return image_to_tensor(s.image), target
+
+
+def detection_collate(batch):
+    """Collate for detection: a tuple of images and a tuple of targets (they differ in size)."""
+    return tuple(zip(*batch))
+
+
+class FolderSegmentationDataset(Dataset):
+    """Images and masks in two folders, paired by file stem: ``root/images/x.jpg`` with ``root/masks/x.png``.
+
+    Masks are PNG label maps: a palette ("P" mode) PNG whose indices are class ids, or a greyscale PNG
+    whose values are class ids. With ``binary=True`` masks are 0/255 black-and-white: 0 becomes class 0
+    (background), 255 becomes class 1 (foreground); any other value is an error (a resized mask with
+    blurred edges, typically).
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder holding ``images/`` and ``masks/`` (names changeable with ``images_dir``, ``masks_dir``).
+    num_classes : int
+        Class ids must lie in ``[0, num_classes)``, apart from ``ignore_index``.
+    transform : callable, optional
+        Joint transform, Albumentations convention.
+    ignore_index : int
+        Label of pixels that carry no class (VOC's object borders use 255).
+    binary : bool
+        Read 0/255 masks as background/foreground.
+    """
+
+    def __init__(self, root, num_classes: int, transform=None, ignore_index: int = 255, binary: bool = False,
+                 images_dir: str = "images", masks_dir: str = "masks"):
+        root = Path(root)
+        self.image_root, self.mask_root = root / images_dir, root / masks_dir
+        for name, folder in (("images", self.image_root), ("masks", self.mask_root)):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"`root` {root} has no {folder.name}/ folder for the {name}")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes!r}")
+        self.num_classes, self.transform, self.ignore_index, self.binary = num_classes, transform, ignore_index, binary
+        images = {p.stem: p for p in sorted(self.image_root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        masks = {p.stem: p for p in sorted(self.mask_root.iterdir()) if p.suffix.lower() == ".png"}
+        if not images:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.image_root}")
+        lonely_images = sorted(set(images) - set(masks))
+        lonely_masks = sorted(set(masks) - set(images))
+        if lonely_images or lonely_masks:
+            parts = []
+            if lonely_images:
+                parts.append(f"images without a mask: {', '.join(images[s].name for s in lonely_images[:5])}")
+            if lonely_masks:
+                parts.append(f"masks without an image: {', '.join(masks[s].name for s in lonely_masks[:5])}")
+            raise ValueError(f"unpaired files in {root}: " + "; ".join(parts)
+                             + " (pairs share a file stem: images/x.jpg with masks/x.png)")
+        self.stems = sorted(images)
+        self.image_paths = [images[s] for s in self.stems]
+        self.mask_paths = [masks[s] for s in self.stems]
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def read_mask(self, index: int) -> np.ndarray:
+        """The ``(H, W)`` int64 label map of sample ``index``, validated."""
+        from PIL import Image
+
+        path = self.mask_paths[index]
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "1", "I", "I;16"):
+                raise ValueError(f"mask {path} has mode {im.mode}; expected a palette or greyscale PNG label map")
+            mask = np.array(im).astype(np.int64)
+        if self.binary:
+            bad = np.setdiff1d(np.unique(mask), [0, 255])
+            if bad.size:
+                raise ValueError(f"mask {path} is read as binary (0/255) but holds values {bad[:8].tolist()}; "
+                                 "was it resized with interpolation? Resize masks with nearest neighbour")
+            return (mask == 255).astype(np.int64)
+        labels = mask[mask != self.ignore_index]
+        if labels.size and labels.max() >= self.num_classes:
+            bad = np.unique(labels[labels >= self.num_classes])
+            raise ValueError(f"mask {path} holds class ids {bad[:8].tolist()}, outside [0, {self.num_classes}) "
+                             f"and not the ignore_index {self.ignore_index}; is it a 0/255 mask (use binary=True)?")
+        return mask
+
+    def read_image(self, index: int) -> np.ndarray:
+        """The ``(H, W, 3)`` uint8 RGB image of sample ``index``."""
+        from PIL import Image
+
+        with Image.open(self.image_paths[index]) as im:
+            return np.array(im.convert("RGB"))
+
+    def __getitem__(self, index: int):
+        image, mask = self.read_image(index), self.read_mask(index)
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"image {self.image_paths[index]} is {image.shape[:2]} but its mask "
+                             f"{self.mask_paths[index]} is {mask.shape}; they must have the same size")
+        image, mask = _apply_joint(self.transform, image, mask)
+        return image_to_tensor(np.asarray(image)), torch.as_tensor(np.asarray(mask), dtype=torch.int64)

@@ -1,0 +1,225 @@
+"""Generated scenes: one seed gives an image with exact semantic, instance and panoptic ground truth.
+
+The offline path of every lesson. A scene is a textured, unevenly lit background with clutter (thin
+lines of random colour that belong to the background) and a few shapes of three classes: discs,
+squares and triangles. Colours and textures are drawn independently of the class, so colour alone
+cannot separate the classes: a model has to look at shape. Shapes overlap (a later shape hides part
+of an earlier one, never more than half of it) and touch.
+
+Conventions
+-----------
+* ``image``: ``(H, W, 3)`` ``uint8``, RGB, values in [0, 255].
+* ``semantic``: ``(H, W)`` ``uint8`` class ids, ``0`` = background, ``1..3`` = ``CLASS_NAMES[1:]``.
+* ``instance_masks``: ``(N, H, W)`` ``bool``, the *visible* pixels of each instance (after occlusion),
+  so the masks are disjoint and their union is the semantic foreground.
+* ``boxes_xyxy``: ``(N, 4)`` ``float32`` ``(x_min, y_min, x_max, y_max)`` in pixel indices, inclusive,
+  as ``torchvision.ops.masks_to_boxes`` gives them.
+* ``labels``: ``(N,)`` ``int64`` class id of each instance (``1..3``).
+* ``panoptic``: ``(H, W)`` ``int32``, ``class_id * PANOPTIC_DIVISOR + instance_number`` with instance
+  numbers ``1..N`` for things and ``0`` for stuff (the background is the only stuff class), so
+  background pixels are ``0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASS_NAMES = ("background", "disc", "square", "triangle")
+NUM_CLASSES = len(CLASS_NAMES)
+THING_CLASSES = (1, 2, 3)
+STUFF_CLASSES = (0,)
+PANOPTIC_DIVISOR = 1000
+SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+
+@dataclass
+class Scene:
+    """One generated scene; see the module docstring for each array's contract."""
+
+    image: np.ndarray
+    semantic: np.ndarray
+    instance_masks: np.ndarray
+    boxes_xyxy: np.ndarray
+    labels: np.ndarray
+    panoptic: np.ndarray
+    seed: int
+
+    @property
+    def num_instances(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _check_size(size) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        h = w = int(size)
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) for s in size):
+        h, w = int(size[0]), int(size[1])
+    else:
+        raise ValueError(f"`size` must be an int or a (height, width) pair of ints, got {size!r}")
+    if h < 32 or w < 32:
+        raise ValueError(f"`size` must be at least 32 pixels on each side, got {(h, w)}")
+    return h, w
+
+
+def _smooth_noise(rng, h, w, cells, channels):
+    """Low-frequency noise in [-1, 1]: a coarse random grid, bilinearly upsampled."""
+    import cv2
+
+    coarse = rng.uniform(-1, 1, size=(cells, cells, channels)).astype(np.float32)
+    out = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    return out.reshape(h, w, channels)
+
+
+def _shape_mask(kind, yy, xx, cy, cx, r, theta):
+    """Boolean mask of one shape of class ``kind`` centred at (cx, cy), 'radius' r, rotated by theta."""
+    dy, dx = yy - cy, xx - cx
+    if kind == 1:  # disc
+        return dx * dx + dy * dy <= r * r
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if kind == 2:  # square with half-side chosen so its area is close to the disc's
+        half = 0.89 * r
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    # equilateral triangle with circumradius 1.3 r: inside all three edge half-planes
+    R = 1.3 * r
+    inside = np.ones_like(u, dtype=bool)
+    for k in range(3):
+        a = 2 * np.pi * k / 3
+        inside &= (np.cos(a) * u + np.sin(a) * v) <= R / 2
+    return inside
+
+
+def _texture(rng, yy, xx, h, w):
+    """A texture field in [-1, 1] of a kind drawn at random: flat, stripes, checks or speckle."""
+    kind = rng.integers(4)
+    if kind == 0:
+        return np.zeros((h, w), np.float32)
+    if kind == 1:
+        period = rng.uniform(4, 9)
+        a = rng.uniform(0, np.pi)
+        return np.sin(2 * np.pi * (np.cos(a) * xx + np.sin(a) * yy) / period).astype(np.float32)
+    if kind == 2:
+        period = rng.uniform(4, 10)
+        return (np.sign(np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period))).astype(np.float32)
+    return _smooth_noise(rng, h, w, max(4, h // 4), 1)[..., 0]
+
+
+def make_scene(seed: int, size=128, max_objects: int = 6, min_objects: int = 2) -> Scene:
+    """Generate the scene of a given seed (the same seed always gives the same scene).
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed.
+    size : int or (int, int)
+        Image size, ``size`` or ``(height, width)``; at least 32 on each side.
+    min_objects, max_objects : int
+        How many shapes to try to place (a shape that would hide more than half of an earlier one is
+        moved, and dropped after 30 tries, so a scene can hold fewer).
+
+    Returns
+    -------
+    Scene
+        ``image`` (H, W, 3) uint8 RGB; ``semantic`` (H, W) uint8; ``instance_masks`` (N, H, W) bool;
+        ``boxes_xyxy`` (N, 4) float32; ``labels`` (N,) int64; ``panoptic`` (H, W) int32.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
+    if not (1 <= min_objects <= max_objects):
+        raise ValueError(f"need 1 <= `min_objects` <= `max_objects`, got {min_objects} and {max_objects}")
+    h, w = _check_size(size)
+    rng = np.random.default_rng(int(seed))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    scale = min(h, w)
+
+    # Background: a colour, low-frequency texture, and clutter lines that are still background.
+    bg_colour = rng.uniform(0.15, 0.85, size=3).astype(np.float32)
+    img = bg_colour + 0.12 * _smooth_noise(rng, h, w, 6, 3) + 0.06 * _texture(rng, yy, xx, h, w)[..., None]
+    for _ in range(rng.integers(2, 6)):
+        p0, p1 = rng.uniform(0, 1, 2) * (w, h), rng.uniform(0, 1, 2) * (w, h)
+        d = p1 - p0
+        t = np.clip(((xx - p0[0]) * d[0] + (yy - p0[1]) * d[1]) / max(float(d @ d), 1e-6), 0, 1)
+        dist2 = (xx - p0[0] - t * d[0]) ** 2 + (yy - p0[1] - t * d[1]) ** 2
+        img[dist2 <= rng.uniform(0.5, 1.8) ** 2] = rng.uniform(0.05, 0.95, size=3)
+
+    # Things: shapes on top of each other; each keeps at least half of its own area visible.
+    owner = np.full((h, w), -1, np.int32)  # which instance owns each pixel (-1 = background)
+    full_areas, labels = [], []
+    for _ in range(rng.integers(min_objects, max_objects + 1)):
+        kind = int(rng.integers(1, 4))
+        for _attempt in range(30):
+            r = rng.uniform(0.08, 0.17) * scale
+            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
+            mask = _shape_mask(kind, yy, xx, cy, cx, r, rng.uniform(0, 2 * np.pi))
+            covered = owner[mask]
+            ok = True
+            for i in np.unique(covered[covered >= 0]):
+                still = np.count_nonzero(owner == i) - np.count_nonzero(covered == i)
+                if still < 0.5 * full_areas[i]:
+                    ok = False
+                    break
+            if ok and mask.any():
+                break
+        else:
+            continue
+        while True:  # a colour far enough from the background that the shape is visible
+            colour = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
+            if np.linalg.norm(colour - bg_colour) > 0.35:
+                break
+        b = rng.uniform(0, 2 * np.pi)  # the direction the light comes from
+        shade = 1 + 0.25 * ((xx - cx) * np.cos(b) + (yy - cy) * np.sin(b)) / r
+        tex = _texture(rng, yy, xx, h, w)
+        obj = colour * np.clip(shade, 0.6, 1.4)[..., None] + 0.10 * tex[..., None]
+        img[mask] = obj[mask]
+        owner[mask] = len(labels)
+        full_areas.append(int(mask.sum()))
+        labels.append(kind)
+
+    # Global lighting (a multiplicative ramp) and sensor noise.
+    a = rng.uniform(0, 2 * np.pi)
+    ramp = 1 + rng.uniform(0.1, 0.35) * ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / scale
+    img = img * ramp[..., None] + rng.normal(0, rng.uniform(0.02, 0.05), size=img.shape)
+    image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    # Ground truth from the owner map: drop any instance that ended with no visible pixel.
+    keep = [i for i in range(len(labels)) if np.any(owner == i)]
+    n = len(keep)
+    instance_masks = np.zeros((n, h, w), bool)
+    for j, i in enumerate(keep):
+        instance_masks[j] = owner == i
+    labels_arr = np.array([labels[i] for i in keep], np.int64)
+    semantic = np.zeros((h, w), np.uint8)
+    panoptic = np.zeros((h, w), np.int32)
+    boxes = np.zeros((n, 4), np.float32)
+    for j in range(n):
+        m = instance_masks[j]
+        semantic[m] = labels_arr[j]
+        panoptic[m] = labels_arr[j] * PANOPTIC_DIVISOR + (j + 1)
+        ys, xs = np.nonzero(m)
+        boxes[j] = (xs.min(), ys.min(), xs.max(), ys.max())
+    return Scene(image, semantic, instance_masks, boxes, labels_arr, panoptic, int(seed))
+
+
+def split_seed(split: str, index: int) -> int:
+    """The seed of scene ``index`` of a split (``"train"``, ``"val"`` or ``"test"``); splits never share a seed."""
+    if split not in SPLIT_OFFSETS:
+        raise ValueError(f"`split` must be one of {tuple(SPLIT_OFFSETS)}, got {split!r}")
+    if not (0 <= index < 1_000_000):
+        raise ValueError(f"`index` must be in [0, 1_000_000), got {index}")
+    return SPLIT_OFFSETS[split] + index
+
+
+def make_scenes(n: int, size=128, split: str = "train", **kwargs) -> list[Scene]:
+    """The first ``n`` scenes of a split: ``make_scene(split_seed(split, i), size)`` for ``i < n``."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    return [make_scene(split_seed(split, i), size, **kwargs) for i in range(n)]
+
+
+def panoptic_decode(panoptic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a panoptic map into ``(class_ids, instance_numbers)``, both ``(H, W)`` int32."""
+    panoptic = np.asarray(panoptic)
+    if not np.issubdtype(panoptic.dtype, np.integer):
+        raise ValueError(f"`panoptic` must hold integers, got dtype {panoptic.dtype}")
+    return (panoptic // PANOPTIC_DIVISOR).astype(np.int32), (panoptic % PANOPTIC_DIVISOR).astype(np.int32)
