@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Re-execute notebooks top to bottom, store their fresh outputs, and refresh the benchmark summary.
+
+    .venv/bin/python tools/run_notebooks.py                     # every notebook, default mode, offline
+    .venv/bin/python tools/run_notebooks.py notebooks/04_*.ipynb --mode smoke --no-save
+
+Each notebook runs in a fresh kernel with its folder as working directory, ``COURSE_MODE`` set to
+``--mode`` and, unless ``--online``, ``COURSE_OFFLINE=1`` (the stored outputs are the offline path, the
+one CI and most learners see). What a notebook records with ``utils.results.record`` is gathered with
+its wall time, mode and device into ``benchmarks/summary.json`` (merged, one entry per notebook) and
+``benchmarks/SUMMARY.md``. Run it on a quiet machine: the times are part of the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_JSON = ROOT / "benchmarks" / "summary.json"
+SUMMARY_MD = ROOT / "benchmarks" / "SUMMARY.md"
+
+
+def machine() -> str:
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return f"{platform.machine()} {os.cpu_count()} cores, {dev}, torch {torch.__version__}"
+
+
+def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    results_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    results_file.write_text("{}")
+    env_backup = dict(os.environ)
+    os.environ.update(COURSE_MODE=mode, COURSE_RESULTS=str(results_file), MPLBACKEND="module://matplotlib_inline.backend_inline")
+    if offline:
+        os.environ["COURSE_OFFLINE"] = "1"
+    else:
+        os.environ.pop("COURSE_OFFLINE", None)
+    t0 = time.perf_counter()
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    wall = time.perf_counter() - t0
+    figures = json.loads(results_file.read_text() or "{}")
+    results_file.unlink()
+    for cell in nb.cells:  # keep stored notebooks free of per-run noise
+        cell.get("metadata", {}).pop("execution", None)
+    if save:
+        nbformat.write(nb, path)
+    import torch
+
+    return {"notebook": path.name, "mode": mode, "offline": offline, "wall_s": round(wall, 1),
+            "device": "cuda" if torch.cuda.is_available() else "cpu", "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"), "results": figures}
+
+
+def write_summary(entries: dict) -> None:
+    SUMMARY_JSON.parent.mkdir(exist_ok=True)
+    SUMMARY_JSON.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    lines = ["# Benchmark summary", "",
+             "Written by `tools/run_notebooks.py` (notebooks) and `benchmarks/run_benchmarks.py` (helpers).",
+             "Times are wall-clock seconds on the machine named in each row.", "",
+             "| notebook | mode | offline | wall s | device | figures |", "|---|---|---|---|---|---|"]
+    for name in sorted(entries):
+        e = entries[name]
+        figs = ", ".join(f"{k}={v}" for k, v in e.get("results", {}).items()) or "-"
+        lines.append(f"| {name} | {e['mode']} | {e['offline']} | {e['wall_s']} | {e['device']} | {figs} |")
+    machines = sorted({e.get("machine", "?") for e in entries.values()})
+    lines += ["", "Machines: " + "; ".join(machines), ""]
+    SUMMARY_MD.write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", help="paths or globs (default: notebooks/*.ipynb)")
+    ap.add_argument("--mode", default="default", choices=("smoke", "default", "full"))
+    ap.add_argument("--online", action="store_true", help="allow downloads (default: COURSE_OFFLINE=1)")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    ap.add_argument("--no-save", action="store_true", help="execute only; keep the stored notebook and summary")
+    args = ap.parse_args(argv)
+    patterns = args.notebooks or [str(ROOT / "notebooks" / "*.ipynb")]
+    paths = sorted({Path(p).resolve() for pat in patterns for p in glob.glob(pat)})
+    if not paths:
+        print(f"no notebooks match {patterns}", file=sys.stderr)
+        return 2
+    entries = json.loads(SUMMARY_JSON.read_text()) if SUMMARY_JSON.exists() else {}
+    failed = []
+    for path in paths:
+        print(f"running {path.name} ({args.mode}, {'online' if args.online else 'offline'}) ...", flush=True)
+        try:
+            entry = run_one(path, args.mode, not args.online, args.timeout, not args.no_save)
+        except Exception as exc:  # report and go on with the next notebook; exit status says it failed
+            print(f"  FAILED: {type(exc).__name__}: {str(exc)[-2000:]}", flush=True)
+            failed.append(path.name)
+            continue
+        print(f"  {entry['wall_s']} s  {entry['results']}", flush=True)
+        if not args.no_save and args.mode == "default" and not args.online:
+            entries[path.name] = entry
+    if not args.no_save:
+        write_summary(entries)
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
