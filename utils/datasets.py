@@ -74,7 +74,7 @@ class SceneSegmentationDataset(Dataset):
 
     def __getitem__(self, index: int):
         image, mask = _apply_joint(self.transform, self.images[index], self.masks[index])
-        return image_to_tensor(image), torch.as_tensor(np.asarray(mask), dtype=torch.int64)
+        return image_to_tensor(image), torch.as_tensor(np.ascontiguousarray(mask), dtype=torch.int64)
 
 
 class SceneInstanceDataset(Dataset):
@@ -203,4 +203,4 @@ class FolderSegmentationDataset(Dataset):
             raise ValueError(f"image {self.image_paths[index]} is {image.shape[:2]} but its mask "
                              f"{self.mask_paths[index]} is {mask.shape}; they must have the same size")
         image, mask = _apply_joint(self.transform, image, mask)
-        return image_to_tensor(np.asarray(image)), torch.as_tensor(np.asarray(mask), dtype=torch.int64)
+        return image_to_tensor(np.asarray(image)), torch.as_tensor(np.ascontiguousarray(mask), dtype=torch.int64)
