@@ -60,6 +60,8 @@ def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> d
     results_file.unlink()
     for cell in nb.cells:  # keep stored notebooks free of per-run noise
         cell.get("metadata", {}).pop("execution", None)
+    nb.metadata.pop("jupytext", None)  # authoring-tool metadata
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     if save:
         nbformat.write(nb, path)
     import torch
@@ -69,12 +71,17 @@ def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> d
             "date": time.strftime("%Y-%m-%d"), "results": figures}
 
 
+HELPERS_JSON = ROOT / "benchmarks" / "helpers.json"
+
+
 def write_summary(entries: dict) -> None:
+    """Write summary.json (notebooks) and SUMMARY.md (notebooks + helpers.json from run_benchmarks.py)."""
     SUMMARY_JSON.parent.mkdir(exist_ok=True)
     SUMMARY_JSON.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
     lines = ["# Benchmark summary", "",
-             "Written by `tools/run_notebooks.py` (notebooks) and `benchmarks/run_benchmarks.py` (helpers).",
-             "Times are wall-clock seconds on the machine named in each row.", "",
+             "Written by `tools/run_notebooks.py` (notebooks, default mode, offline) and",
+             "`benchmarks/run_benchmarks.py` (helper benchmarks). Times are wall-clock seconds on the machine named.", "",
+             "## Notebooks", "",
              "| notebook | mode | offline | wall s | device | figures |", "|---|---|---|---|---|---|"]
     for name in sorted(entries):
         e = entries[name]
@@ -82,6 +89,14 @@ def write_summary(entries: dict) -> None:
         lines.append(f"| {name} | {e['mode']} | {e['offline']} | {e['wall_s']} | {e['device']} | {figs} |")
     machines = sorted({e.get("machine", "?") for e in entries.values()})
     lines += ["", "Machines: " + "; ".join(machines), ""]
+    if HELPERS_JSON.exists():
+        helpers = json.loads(HELPERS_JSON.read_text())
+        lines += ["## Helpers", "", f"Machine: {helpers.get('machine', '?')}, {helpers.get('date', '?')}", "",
+                  "| benchmark | figure | value |", "|---|---|---|"]
+        for bench, figures in sorted(helpers.get("results", {}).items()):
+            for k, v in figures.items():
+                lines.append(f"| {bench} | {k} | {v} |")
+        lines.append("")
     SUMMARY_MD.write_text("\n".join(lines))
 
 

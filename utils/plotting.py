@@ -280,3 +280,27 @@ def plot_history(history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, 
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def compact_notebook_figures(fmt: str = "jpeg", quality: int = 85, dpi: int = 80) -> None:
+    """Store inline figures compactly: JPEG at ``quality`` and ``dpi`` (photos and noisy scenes compress
+    badly as PNG, and a stored notebook should stay small). Outside IPython this does nothing.
+    """
+    if fmt not in ("jpeg", "png"):
+        raise ValueError(f"`fmt` must be 'jpeg' or 'png', got {fmt!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"`quality` must be in [1, 100], got {quality}")
+    import matplotlib as mpl
+
+    mpl.rcParams["figure.dpi"] = dpi
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing to configure
+        return
+    if get_ipython() is None:
+        return
+    if fmt == "jpeg":
+        set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+    else:
+        set_matplotlib_formats("png")
