@@ -49,8 +49,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "setup":
         return 0
     if argv[0] == "lab":
-        return subprocess.call([str(py), "-m", "jupyter", "lab", "--notebook-dir", str(ROOT), "notebooks/"] + argv[1:],
-                               cwd=ROOT)
+        extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers run as root
+        return subprocess.call([str(py), "-m", "jupyter", "lab", "--notebook-dir", str(ROOT), *extra,
+                                "notebooks/00_welcome.ipynb"] + argv[1:], cwd=ROOT)
     env = dict(os.environ, COURSE_MODE="smoke", COURSE_OFFLINE="1", MPLBACKEND="Agg")
     cmd = [str(py), "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
            "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "-rs", "--durations=15"] + argv[1:]
