@@ -304,3 +304,39 @@ def compact_notebook_figures(fmt: str = "jpeg", quality: int = 85, dpi: int = 80
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
     else:
         set_matplotlib_formats("png")
+
+
+def live_controls(draw, **controls) -> None:
+    """Offer sliders (``ipywidgets.interact``) that redraw ``draw(**values)`` as a learner moves them.
+
+    The pattern of the course's interactive cells: first call ``draw()`` yourself, so the cell's stored
+    output (what CI, GitHub and a static view show) holds the figure for sensible defaults; then call
+    ``live_controls(draw, param=(lo, hi, step), ...)``. The controls are created only inside an IPython
+    kernel with ipywidgets installed; elsewhere (plain Python, a missing ipywidgets) this does nothing.
+    A kernel without a widget frontend (CI) creates them harmlessly; the widget frontend of JupyterLab
+    or Colab shows them, and each move of a control draws the new figure below them.
+
+    Parameters
+    ----------
+    draw : callable
+        Draws one figure from keyword arguments, each with a default value.
+    **controls
+        ``ipywidgets.interact`` abbreviations or widgets, one per argument of ``draw``.
+    """
+    if not callable(draw):
+        raise ValueError(f"`draw` must be a function that draws a figure, got {type(draw).__name__}")
+    if not controls:
+        raise ValueError("give at least one control, e.g. live_controls(draw, threshold=(0, 255, 1))")
+    try:
+        import ipywidgets
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    handle = ipywidgets.interact(draw, **controls)   # the function back, with the widget attached
+    # interact draws once with the initial values; that figure already stands above the controls, so drop the
+    # copy (it would be stored a second time in the notebook's widget state). Moving a control draws anew.
+    handle.widget.out.clear_output()
+    return None
