@@ -1,0 +1,236 @@
+"""Checks of notebooks 03 and 04: correct answers pass, known-wrong answers get a message saying what is wrong."""
+import numpy as np
+import pytest
+import torch
+
+from utils.checks import ExerciseError, Feedback
+from utils.checks.lesson03 import check_dice_from_confusion, check_focal_loss
+from utils.checks.lesson04 import check_center_crop, check_transposed_output_size
+
+ALL_CHECKS = (check_dice_from_confusion, check_focal_loss, check_transposed_output_size, check_center_crop)
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS)
+def test_unanswered_gives_a_hint_and_never_raises(check):
+    fb = check(None)
+    assert isinstance(fb, Feedback) and not fb.passed
+    assert "not answered yet" in str(fb) and "hint" in str(fb)
+    assert not check(lambda *args: None).passed  # a placeholder function that returns None
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS)
+def test_strict_raises_on_unanswered_and_on_non_functions(check):
+    with pytest.raises(ExerciseError, match="not answered"):
+        check(None, strict=True)
+    with pytest.raises(ExerciseError, match="expected a function"):
+        check(42, strict=True)
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS)
+def test_a_raising_answer_is_reported_not_raised(check):
+    def broken(*args):
+        raise KeyError("oops")
+
+    fb = check(broken)
+    assert not fb.passed and "raised KeyError" in str(fb)
+
+
+# ------------------------------------------------------------------------------------------- 03.1 Dice
+
+
+def dice_right(cm):
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diag(cm)
+    denominator = cm.sum(0) + cm.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / denominator, np.nan)
+
+
+def test_dice_correct_numpy_and_torch():
+    assert check_dice_from_confusion(dice_right, strict=True).passed
+    assert check_dice_from_confusion(lambda cm: torch.from_numpy(dice_right(cm)), strict=True).passed
+
+
+def test_dice_with_the_course_helper():
+    from utils.metrics import dice_from_confusion
+
+    assert check_dice_from_confusion(lambda cm: dice_from_confusion(torch.from_numpy(cm)), strict=True).passed
+
+
+def test_dice_zero_instead_of_nan():
+    fb = check_dice_from_confusion(lambda cm: np.nan_to_num(dice_right(cm)))
+    assert not fb.passed and "return NaN there" in str(fb)
+
+
+def test_dice_iou_instead():
+    def iou(cm):
+        cm = np.asarray(cm, float)
+        tp = np.diag(cm)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return tp / (cm.sum(0) + cm.sum(1) - tp)
+
+    fb = check_dice_from_confusion(iou)
+    assert not fb.passed and "these are IoU values" in str(fb)
+
+
+def test_dice_recall_instead():
+    def recall(cm):
+        cm = np.asarray(cm, float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(cm) / cm.sum(1)
+
+    fb = check_dice_from_confusion(recall)
+    assert not fb.passed and "that is recall" in str(fb)
+
+
+def test_dice_mean_instead_of_per_class():
+    fb = check_dice_from_confusion(lambda cm: np.nanmean(dice_right(cm)))
+    assert not fb.passed and "one value per class" in str(fb) and "not the mean" in str(fb)
+
+
+def test_dice_strict_raises_on_a_wrong_answer():
+    with pytest.raises(ExerciseError, match="half the right value"):
+        check_dice_from_confusion(lambda cm: dice_right(cm) / 2, strict=True)
+
+
+# ------------------------------------------------------------------------------------------ 03.2 focal
+
+
+def focal_right(logits, target, gamma):
+    valid = target != 255
+    t = torch.where(valid, target, torch.zeros_like(target))
+    log_pt = logits.log_softmax(1).gather(1, t.unsqueeze(1)).squeeze(1)
+    loss = -((1 - log_pt.exp()) ** gamma) * log_pt
+    return (loss * valid).sum() / valid.sum()
+
+
+def test_focal_correct():
+    assert check_focal_loss(focal_right, strict=True).passed
+
+
+def test_focal_with_the_course_helper():
+    from utils.losses import focal_loss
+
+    assert check_focal_loss(lambda lg, t, g: focal_loss(lg, t, gamma=g), strict=True).passed
+
+
+def test_focal_missing_factor():
+    fb = check_focal_loss(lambda lg, t, g: torch.nn.functional.cross_entropy(lg, t, ignore_index=255))
+    assert not fb.passed and "factor (1 - p_t) ** gamma is missing" in str(fb)
+
+
+def test_focal_flipped_sign():
+    fb = check_focal_loss(lambda lg, t, g: -focal_right(lg, t, g))
+    assert not fb.passed and "sign is flipped" in str(fb)
+
+
+def test_focal_sum_instead_of_mean():
+    def summed(lg, t, g):
+        return focal_right(lg, t, g) * (t != 255).sum()
+
+    fb = check_focal_loss(summed)
+    assert not fb.passed and "sum over pixels" in str(fb)
+
+
+def test_focal_divides_by_every_pixel():
+    def all_pixels(lg, t, g):
+        return focal_right(lg, t, g) * (t != 255).sum() / t.numel()
+
+    fb = check_focal_loss(all_pixels)
+    assert not fb.passed and "ignored ones included" in str(fb)
+
+
+def test_focal_ignore_index_not_handled():
+    def no_ignore(lg, t, g):
+        log_pt = lg.log_softmax(1).gather(1, t.unsqueeze(1)).squeeze(1)
+        return (-((1 - log_pt.exp()) ** g) * log_pt).mean()
+
+    fb = check_focal_loss(no_ignore)
+    assert not fb.passed and "pixels labelled 255 are not a class" in str(fb)
+
+
+def test_focal_without_gradient():
+    fb = check_focal_loss(lambda lg, t, g: torch.tensor(float(focal_right(lg, t, g).detach())))
+    assert not fb.passed and "carries no gradient" in str(fb)
+
+
+def test_focal_not_scalar():
+    fb = check_focal_loss(lambda lg, t, g: focal_right(lg, t, g).expand(3))
+    assert not fb.passed and "scalar tensor" in str(fb)
+
+
+# ------------------------------------------------------------------------ 04.1 transposed output size
+
+
+def transposed_right(n, k, s, p, op):
+    return (n - 1) * s - 2 * p + k + op
+
+
+def test_transposed_correct():
+    assert check_transposed_output_size(transposed_right, strict=True).passed
+
+
+def test_transposed_conv_formula():
+    fb = check_transposed_output_size(lambda n, k, s, p, op: (n + 2 * p - k) // s + 1)
+    assert not fb.passed and "ordinary convolution" in str(fb)
+
+
+def test_transposed_missing_output_padding():
+    fb = check_transposed_output_size(lambda n, k, s, p, op: (n - 1) * s - 2 * p + k)
+    assert not fb.passed and "output_padding is missing" in str(fb)
+
+
+def test_transposed_n_times_stride():
+    fb = check_transposed_output_size(lambda n, k, s, p, op: n * s)
+    assert not fb.passed and "n * stride is right only" in str(fb)
+
+
+def test_transposed_padding_ignored():
+    fb = check_transposed_output_size(lambda n, k, s, p, op: (n - 1) * s + k + op)
+    assert not fb.passed and "padding is subtracted twice" in str(fb)
+
+
+def test_transposed_off_by_one():
+    fb = check_transposed_output_size(lambda n, k, s, p, op: n * s - 2 * p + k + op)
+    assert not fb.passed and "off by one" in str(fb)
+
+
+# ------------------------------------------------------------------------------------- 04.2 centre crop
+
+
+def crop_right(x, size):
+    h, w = size
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top:top + h, left:left + w]
+
+
+def test_crop_correct():
+    assert check_center_crop(crop_right, strict=True).passed
+
+
+def test_crop_with_torchvision():
+    from torchvision.transforms.functional import center_crop
+
+    # torchvision rounds half to even on odd differences, so one window lands a pixel off: the check says so.
+    fb = check_center_crop(lambda x, size: center_crop(x, list(size)))
+    assert not fb.passed and "one pixel off" in str(fb) and "(H - h) // 2" in str(fb)
+
+
+def test_crop_top_left():
+    fb = check_center_crop(lambda x, size: x[..., : size[0], : size[1]])
+    assert not fb.passed and "top-left corner" in str(fb)
+
+
+def test_crop_wrong_dimensions():
+    fb = check_center_crop(lambda x, size: x[: size[0], : size[1]])
+    assert not fb.passed and "crop the last two dimensions" in str(fb)
+
+
+def test_crop_drops_the_batch_dimension():
+    fb = check_center_crop(lambda x, size: crop_right(x, size)[0])
+    assert not fb.passed and "keep the batch and channel dimensions" in str(fb)
+
+
+def test_crop_returns_numpy():
+    fb = check_center_crop(lambda x, size: crop_right(x, size).numpy())
+    assert not fb.passed and "return a tensor" in str(fb)

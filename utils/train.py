@@ -1,0 +1,208 @@
+"""A training loop for semantic segmentation that fits on one screen: ``fit``, ``evaluate``, ``predict``.
+
+* Batches are ``(images, masks)``: ``images`` ``(B, 3, H, W)`` float32, ``masks`` ``(B, H, W)`` int64
+  class ids (``ignore_index`` where unlabelled), as the datasets of ``utils.datasets`` give them.
+* A model is called as ``model(images)`` and returns ``(B, C, H, W)`` logits, or a dict whose ``"out"``
+  holds them (torchvision's segmentation models); both work everywhere here.
+* The same code runs on the CPU and the GPU; on CUDA, ``amp=True`` adds mixed precision (float16
+  autocast with a gradient scaler).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from .metrics import ConfusionMatrix
+from .runtime import get_device, seed_everything
+
+__all__ = ["evaluate", "fit", "logits_of", "predict"]
+
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+
+
+def logits_of(output) -> torch.Tensor:
+    """The ``(B, C, H, W)`` logits of a model's output: the tensor itself, or ``output["out"]``."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict) and "out" in output:
+        return output["out"]
+    raise ValueError("a segmentation model must return (B, C, H, W) logits or a dict with key 'out', got "
+                     + (f"a dict with keys {sorted(output)}" if isinstance(output, dict) else type(output).__name__))
+
+
+def _resolve_device(device, model=None):
+    """``device`` if given; else the device ``model``'s parameters live on; else the best available."""
+    if device is not None:
+        return torch.device(device)
+    if model is not None:
+        for tensor in model.parameters():
+            return tensor.device
+    return get_device()
+
+
+@torch.no_grad()
+def evaluate(model, loader, num_classes: int, device=None, loss_fn=None, ignore_index: int | None = 255) -> dict:
+    """Score ``model`` on every batch of ``loader`` (evaluation mode, no gradients).
+
+    ``device`` defaults to the one the model's parameters are on; a different one moves the model there.
+
+    Returns
+    -------
+    dict
+        ``"pixel_accuracy"``, ``"miou"``, ``"mdice"`` floats; ``"iou"``, ``"dice"`` ``(C,)`` float64 tensors
+        (NaN for classes absent from truth and prediction); ``"loss"`` (mean over batches) if ``loss_fn``.
+    """
+    device = _resolve_device(device, model)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    total, batches = 0.0, 0
+    for images, masks in loader:
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        logits = logits_of(model(images))
+        if loss_fn is not None:
+            total += float(loss_fn(logits, masks))
+            batches += 1
+        cm.update(logits, masks)
+    model.train(was_training)
+    if cm._matrix is None:
+        raise ValueError("`loader` yielded no batch to evaluate")
+    result = cm.compute()
+    if loss_fn is not None:
+        result["loss"] = total / batches
+    return result
+
+
+@torch.no_grad()
+def predict(model, images, device=None) -> torch.Tensor:
+    """Predicted class ids of a batch: ``(B, 3, H, W)`` (or one ``(3, H, W)``) float32 -> ``(B, H, W)`` int64 on CPU.
+
+    ``device`` defaults to the one the model's parameters are on; a different one moves the model there.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
+        raise ValueError(f"`images` must be a (B, C, H, W) or (C, H, W) tensor, got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    device = _resolve_device(device, model)
+    model.to(device)
+    batch = images.unsqueeze(0) if images.ndim == 3 else images
+    was_training = model.training
+    model.eval()
+    labels = logits_of(model(batch.to(device))).argmax(1).cpu()
+    model.train(was_training)
+    return labels
+
+
+def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_classes: int, *, device=None,
+        scheduler=None, ignore_index: int | None = 255, early_stopping: int | None = None,
+        checkpoint_path=None, monitor: str = "val_miou", amp: bool = True, seed: int | None = None,
+        progress: bool = True) -> list[dict]:
+    """Train ``model`` for ``epochs`` epochs, scoring it on ``val_loader`` after each, and keep the best weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Returns ``(B, C, H, W)`` logits (or a dict with ``"out"``); moved to ``device``.
+    train_loader, val_loader : iterables of (images, masks)
+        ``images`` (B, 3, H, W) float32, ``masks`` (B, H, W) int64.
+    loss_fn : callable
+        ``loss_fn(logits, masks) -> scalar tensor``.
+    optimizer : torch.optim.Optimizer
+    epochs : int
+        Number of passes over ``train_loader``.
+    num_classes : int
+        For the metrics.
+    device : str or torch.device, optional
+        Default: :func:`utils.runtime.get_device` (CUDA, then MPS, then CPU).
+    scheduler : LR scheduler, optional
+        ``OneCycleLR`` and ``CyclicLR`` are stepped after every batch, ``ReduceLROnPlateau`` after every
+        epoch with the monitored value, any other after every epoch.
+    ignore_index : int or None
+        Label of unlabelled pixels (left out of the metrics; pass the same to the loss).
+    early_stopping : int, optional
+        Stop when the monitored value has not improved for this many epochs.
+    checkpoint_path : str or Path, optional
+        Where to save the best ``state_dict`` (``torch.save``; load it back with ``weights_only=True``).
+    monitor : str
+        History key that decides "best": maximised unless its name contains ``"loss"``.
+    amp : bool
+        Mixed precision on CUDA (ignored elsewhere).
+    seed : int, optional
+        Seed Python, NumPy and torch first (:func:`utils.runtime.seed_everything`).
+    progress : bool
+        Show a tqdm progress bar (epochs, with the latest metrics) and one per epoch over the batches.
+
+    Returns
+    -------
+    list of dict
+        One per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_miou``, ``val_pixel_accuracy``,
+        ``lr`` (the rate of the epoch's last step) and ``time_s`` (seconds for the epoch, training and validation).
+        On return ``model`` holds the weights of the best epoch.
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
+    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
+        raise ValueError(f"`early_stopping` must be None or a positive int (patience in epochs), got {early_stopping!r}")
+    valid_keys = ("train_loss", "val_loss", "val_miou", "val_pixel_accuracy")
+    if monitor not in valid_keys:
+        raise ValueError(f"`monitor` must be one of {valid_keys}, got {monitor!r}")
+    from tqdm.auto import tqdm
+
+    if seed is not None:
+        seed_everything(seed)
+    device = _resolve_device(device)
+    model.to(device)
+    use_amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    per_batch = isinstance(scheduler, PER_BATCH_SCHEDULERS)
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    sign = -1.0 if "loss" in monitor else 1.0
+    best, best_state, stale, history = -math.inf, None, 0, []
+
+    epoch_bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress)
+    for epoch in epoch_bar:
+        start = time.perf_counter()
+        model.train()
+        total, batches, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+        for images, masks in tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress):
+            images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(logits_of(model(images)), masks)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
+            if scheduler is not None and per_batch:
+                scheduler.step()
+            total, batches = total + float(loss.detach()), batches + 1
+        scores = evaluate(model, val_loader, num_classes, device, loss_fn, ignore_index)
+        row = {"epoch": epoch, "train_loss": total / max(batches, 1), "val_loss": scores["loss"],
+               "val_miou": scores["miou"], "val_pixel_accuracy": scores["pixel_accuracy"],
+               "lr": lr, "time_s": time.perf_counter() - start}
+        if scheduler is not None and plateau:
+            scheduler.step(row[monitor])
+        elif scheduler is not None and not per_batch:
+            scheduler.step()
+        history.append(row)
+        epoch_bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_miou=f"{row['val_miou']:.3f}")
+
+        value = sign * row[monitor]
+        if value > best:
+            best, stale = value, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if checkpoint_path is not None:
+                Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+                torch.save(best_state, checkpoint_path)
+        else:
+            stale += 1
+            if early_stopping is not None and stale >= early_stopping:
+                break
+    epoch_bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
