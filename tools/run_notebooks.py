@@ -94,8 +94,11 @@ def write_summary(entries: dict) -> None:
         lines += ["## Helpers", "", f"Machine: {helpers.get('machine', '?')}, {helpers.get('date', '?')}", "",
                   "| benchmark | figure | value |", "|---|---|---|"]
         for bench, figures in sorted(helpers.get("results", {}).items()):
+            flat = {}
             for k, v in figures.items():
-                lines.append(f"| {bench} | {k} | {v} |")
+                flat.update({f"{k}: {k2}": v2 for k2, v2 in v.items()} if isinstance(v, dict) else {k: v})
+            for k, v in flat.items():
+                lines.append(f"| {bench} | {k} | {round(v, 4) if isinstance(v, float) else v} |")
         lines.append("")
     SUMMARY_MD.write_text("\n".join(lines))
 
