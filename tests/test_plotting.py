@@ -48,7 +48,7 @@ def test_figures_draw():
     assert len(ax.patches) == s.num_instances  # one box each
     fig = plotting.show_predictions([s.image] * 2, [s.semantic] * 2, [s.semantic, np.zeros_like(s.semantic)],
                                     CLASS_NAMES)
-    assert np.asarray(fig.axes).size >= 8
+    assert np.asarray(fig.axes).size >= 8 and len(fig.legends) == 1
     fig = plotting.plot_history([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_miou": 0.3},
                                  {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7, "val_miou": 0.6}])
     assert len(fig.axes) == 2

@@ -230,8 +230,7 @@ def show_predictions(images, truths, predictions=None, class_names=None, palette
                 ax.imshow(err)
                 ax.set_axis_off()
             else:
-                show_mask(images[r], mask, class_names, palette=palette, ax=ax,
-                          legend=(class_names is not None and c == cols - 1 - (predictions is not None)),
+                show_mask(images[r], mask, class_names, palette=palette, ax=ax, legend=False,
                           ignore_index=ignore_index)
             if r == 0:
                 ax.set_title(titles[c], fontsize=10)
@@ -239,6 +238,14 @@ def show_predictions(images, truths, predictions=None, class_names=None, palette
             axes[r, 3].text(0.02, 0.02, f"{100 * np.mean(np.asarray(truths[r]) != np.asarray(predictions[r])):.1f}% wrong",
                             transform=axes[r, 3].transAxes, color="white", fontsize=8)
     fig.tight_layout()
+    if class_names is not None:  # one legend for the whole grid, right of the last column
+        from matplotlib.patches import Patch
+
+        colours = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+        handles = [Patch(facecolor=colours[k] / 255.0, edgecolor="k", label=f"{k} {name}")
+                   for k, name in enumerate(class_names)]
+        fig.subplots_adjust(right=0.86)
+        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.865, 0.5), fontsize=8, frameon=False)
     return fig
 
 
