@@ -69,3 +69,10 @@ def test_semantic_from_instances():
     assert "integer" in str(check_semantic_from_instances(sem.astype(float)))
     flooded = np.ones((128, 128), np.int64)
     assert "background must stay 0" in str(check_semantic_from_instances(flooded))
+
+
+def test_call_answer_reports_a_raising_answer():
+    from utils.checks import call_answer
+
+    assert call_answer(lambda a, b: a + b, 1, 2) == (3, None)
+    assert call_answer(lambda: {}["k"]) == (None, "KeyError: 'k'")

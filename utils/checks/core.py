@@ -49,3 +49,14 @@ def feedback(exercise: str, problems: list[str], praise: str, strict: bool = Fal
     if strict and not result.passed:
         raise ExerciseError(str(result))
     return result
+
+
+def call_answer(fn, *args):
+    """Run the learner's function; return ``(result, None)``, or ``(None, message)`` if it raised.
+
+    A check reports a failing answer as feedback instead of crashing the learner's cell.
+    """
+    try:
+        return fn(*args), None
+    except Exception as exc:  # the learner's code failed: report it as feedback, not a crash
+        return None, f"{type(exc).__name__}: {exc}"

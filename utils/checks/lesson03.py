@@ -6,15 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered
-
-
-def _call(fn, *args):
-    """Run the learner's function; return ``(result, None)`` or ``(None, message)`` if it raised."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # the learner's code failed: report it as feedback, not a crash
-        return None, f"{type(exc).__name__}: {exc}"
+from .core import Feedback, call_answer as _call, feedback, is_unanswered
 
 
 def _to_numpy(value) -> np.ndarray:

@@ -5,15 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from .core import Feedback, feedback, is_unanswered
-
-
-def _call(fn, *args):
-    """Run the learner's function; return ``(result, None)`` or ``(None, message)`` if it raised."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # the learner's code failed: report it as feedback, not a crash
-        return None, f"{type(exc).__name__}: {exc}"
+from .core import Feedback, call_answer as _call, feedback, is_unanswered
 
 
 def _as_number(value):
