@@ -290,7 +290,8 @@ def test_random_horizontal_flip_moves_boxes_with_masks(scenes):
 
 
 def test_optional_fetch_gives_none_offline(monkeypatch, tmp_path):
-    from utils.instance import coco_category_names, optional_fetch
+    from utils.data import optional_fetch
+    from utils.instance import coco_category_names
 
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))

@@ -119,7 +119,8 @@ def test_dilate_resnet_matches_torchvision_for_bottlenecks():
             assert (a.stride, a.dilation, a.padding) == (b.stride, b.dilation, b.padding), name
 
 
-@pytest.mark.parametrize("output_stride, last_layer", [(8, "layer4"), (16, "layer4"), (32, "layer4"), (16, "layer3")])
+@pytest.mark.parametrize("output_stride, last_layer", [(8, "layer4"), (16, "layer4"), (32, "layer4"), (16, "layer3"),
+                                                         (8, "layer2")])
 def test_resnet18_backbone_output_stride(output_stride, last_layer):
     body = resnet_backbone("resnet18", output_stride, last_layer)
     feats = body(torch.randn(1, 3, 64, 64))
@@ -135,6 +136,19 @@ def test_backbone_argument_checks():
         resnet_backbone("vgg16")
     with pytest.raises(ValueError, match="layer3 ends at stride 16"):
         resnet_backbone("resnet18", 32, "layer3")
+    with pytest.raises(ValueError, match="`output_stride` must be 8"):
+        resnet_backbone("resnet18", 16, "layer2")
+    with pytest.raises(ValueError, match="`last_layer`"):
+        resnet_backbone("resnet18", 8, "layer1")
+
+
+def test_layer2_trunk_is_undilated_and_stops_at_layer2():
+    body = resnet_backbone("resnet18", 8, "layer2")
+    names = {name.split(".")[0] for name, _ in body.named_children()}
+    assert names == {"conv1", "bn1", "relu", "maxpool", "layer1", "layer2"}
+    assert all(m.dilation == (1, 1) for m in body.modules() if isinstance(m, nn.Conv2d))
+    assert body.out_channels == 128 and body.output_stride == 8
+    assert resnet_backbone("resnet50", 8, "layer2").out_channels == 512
 
 
 def test_builders_return_logits_at_input_size():
@@ -144,8 +158,9 @@ def test_builders_return_logits_at_input_size():
     v3 = build_deeplabv3(5, "resnet18", 8, channels=16, atrous_rates=(1, 2, 3), last_layer="layer3")
     plus = build_deeplabv3plus(5, "resnet18", 16, channels=16, atrous_rates=(1, 2), last_layer="layer3")
     psp = build_pspnet(5, "resnet18", 8, channels=16, last_layer="layer3")
+    plus2 = build_deeplabv3plus(5, "resnet18", 8, channels=16, atrous_rates=(1, 2, 3), last_layer="layer2")
     assert isinstance(v3, DeepLabV3) and isinstance(psp, DeepLabV3) and isinstance(plus, DeepLabV3Plus)
-    for model in (v3, plus, psp):
+    for model in (v3, plus, psp, plus2):
         assert model(x)["out"].shape == (2, 5, 48, 48)
     with pytest.raises(ValueError, match="low_level_channels"):
         DeepLabV3Plus(nn.Identity(), 3)

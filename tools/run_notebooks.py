@@ -73,6 +73,34 @@ def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> d
 
 HELPERS_JSON = ROOT / "benchmarks" / "helpers.json"
 
+# The course plan's quality targets (default mode, offline, 2-core CPU): (notebook, figure, op, bound).
+# "wall_s" is the notebook's own wall time; any other figure is one the notebook records.
+NOTEBOOK_WALL_S = 300
+TARGETS = [
+    ("04_fcn_unet.ipynb", "unet_test_miou", ">=", 0.90),
+    ("04_fcn_unet.ipynb", "unet_train_s", "<=", 180),
+    ("05_deeplab_aspp_pspnet.ipynb", "deeplab_test_miou", ">=", 0.85),
+    ("05_deeplab_aspp_pspnet.ipynb", "deeplab_train_s", "<=", 180),
+    ("06_mask_rcnn.ipynb", "maskrcnn_mask_ap50", ">=", 0.70),
+    ("06_mask_rcnn.ipynb", "maskrcnn_train_s", "<=", 240),
+]
+
+
+def target_rows(entries: dict) -> list[dict]:
+    """Each quality target next to its measured value: ``met`` is True, False, or None (not measured yet).
+
+    Every notebook in ``entries`` also gets the plan's wall-time bound (``NOTEBOOK_WALL_S``).
+    """
+    targets = list(TARGETS) + [(name, "wall_s", "<=", NOTEBOOK_WALL_S) for name in sorted(entries)]
+    rows = []
+    for notebook, figure, op, bound in targets:
+        entry = entries.get(notebook, {})
+        value = entry.get("wall_s") if figure == "wall_s" else entry.get("results", {}).get(figure)
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        rows.append({"notebook": notebook, "figure": figure, "target": f"{op} {bound}", "measured": value,
+                     "met": met})
+    return rows
+
 
 def write_summary(entries: dict) -> None:
     """Write summary.json (notebooks) and SUMMARY.md (notebooks + helpers.json from run_benchmarks.py)."""
@@ -89,6 +117,13 @@ def write_summary(entries: dict) -> None:
         lines.append(f"| {name} | {e['mode']} | {e['offline']} | {e['wall_s']} | {e['device']} | {figs} |")
     machines = sorted({e.get("machine", "?") for e in entries.values()})
     lines += ["", "Machines: " + "; ".join(machines), ""]
+    lines += ["## Quality targets", "", "From the course plan (default mode, offline, 2-core CPU).", "",
+              "| notebook | figure | target | measured | met |", "|---|---|---|---|---|"]
+    for row in target_rows(entries):
+        met = {True: "yes", False: "**no**", None: "not measured"}[row["met"]]
+        measured = "-" if row["measured"] is None else row["measured"]
+        lines.append(f"| {row['notebook']} | {row['figure']} | {row['target']} | {measured} | {met} |")
+    lines.append("")
     if HELPERS_JSON.exists():
         helpers = json.loads(HELPERS_JSON.read_text())
         lines += ["## Helpers", "", f"Machine: {helpers.get('machine', '?')}, {helpers.get('date', '?')}", "",
@@ -131,6 +166,9 @@ def main(argv=None) -> int:
             entries[path.name] = entry
     if not args.no_save:
         write_summary(entries)
+    for row in target_rows(entries):
+        if row["met"] is False:
+            print(f"target missed: {row['notebook']} {row['figure']} = {row['measured']} (target {row['target']})")
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1

@@ -55,6 +55,7 @@ __all__ = [
     "DownloadUnavailable",
     "HashMismatchError",
     "fetch",
+    "optional_fetch",
     "safe_extract",
     "registry_table",
     "get_entry",
@@ -732,3 +733,15 @@ def fetch(name, *, progress: bool = True, extract: bool = False, recheck: bool =
     if extract:
         return _extract_cached(entry, cache, target)
     return target
+
+
+def optional_fetch(name: str):
+    """:func:`fetch`, or ``None`` when the file is not cached and cannot be downloaded.
+
+    Only the offline case (:class:`DownloadUnavailable`) gives ``None``; a download that
+    fails online (wrong hash, broken transfer) still raises, so a real problem is never hidden.
+    """
+    try:
+        return fetch(name)
+    except DownloadUnavailable:
+        return None

@@ -169,20 +169,6 @@ def coco_category_names() -> list[str]:
     return list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
 
 
-def optional_fetch(name: str):
-    """``utils.data.fetch(name)``, or ``None`` when the file is not cached and cannot be downloaded.
-
-    Only the offline case (:class:`utils.data.DownloadUnavailable`) gives ``None``; a download that
-    fails online (wrong hash, broken transfer) still raises, so a real problem is never hidden.
-    """
-    from .data import DownloadUnavailable, fetch
-
-    try:
-        return fetch(name)
-    except DownloadUnavailable:
-        return None
-
-
 def build_maskrcnn_full(num_classes: int | None, weights_path=None, trainable_backbone_layers: int = 3, **kwargs):
     """torchvision's Mask R-CNN ResNet-50-FPN (the paper's configuration), COCO weights loaded from a file.
 
