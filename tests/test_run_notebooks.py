@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +43,39 @@ def test_targets_name_figures_the_notebooks_record(runner):
         text = (ROOT / "notebooks" / notebook).read_text()
         assert f"record('{figure}'" in text or f'record(\\"{figure}\\"' in text, (notebook, figure)
         assert op in (">=", "<=") and bound > 0
+
+
+def _bar_notebook(value, maximum):
+    ids = {"box": "b0", "pre": "p0", "bar": "f0", "post": "s0"}
+    state = {
+        ids["box"]: {"model_name": "HBoxModel",
+                     "state": {"children": [f"IPY_MODEL_{ids[k]}" for k in ("pre", "bar", "post")]}},
+        ids["pre"]: {"model_name": "HTMLModel", "state": {"value": "epochs:\u2007100%"}},
+        ids["bar"]: {"model_name": "FloatProgressModel", "state": {"value": value, "max": maximum}},
+        ids["post"]: {"model_name": "HTMLModel", "state": {"value": "\u20074/4\u2007[01:42&lt;00:00]"}},
+    }
+    output = {"output_type": "display_data",
+              "data": {"text/plain": "epochs:   0%|          | 0/4 [00:00<?, ?it/s]",
+                       WIDGET_VIEW: {"model_id": ids["box"], "version_major": 2, "version_minor": 0}}}
+    other = {"output_type": "stream", "name": "stdout", "text": "hello\n"}
+    return {"metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
+            "cells": [{"cell_type": "code", "outputs": [other, output]}]}
+
+
+def test_freeze_progress_bars_stores_the_final_state(runner):
+    nb = _bar_notebook(4.0, 4.0)
+    assert runner.freeze_progress_bars(nb) == 1
+    outputs = nb["cells"][0]["outputs"]
+    assert outputs[1]["data"]["text/plain"] == "epochs: 100%|##########| 4/4 [01:42<00:00]"
+    assert outputs[0] == {"output_type": "stream", "name": "stdout", "text": "hello\n"}
+    half = _bar_notebook(2.0, 4.0)
+    runner.freeze_progress_bars(half)
+    assert "|#####     |" in half["cells"][0]["outputs"][1]["data"]["text/plain"]
+
+
+def test_freeze_progress_bars_leaves_other_widgets_alone(runner):
+    nb = _bar_notebook(4.0, 4.0)
+    nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]["b0"]["model_name"] = "VBoxModel"
+    assert runner.freeze_progress_bars(nb) == 0
+    assert nb["cells"][0]["outputs"][1]["data"]["text/plain"].startswith("epochs:   0%")
+    assert runner.freeze_progress_bars({"cells": [], "metadata": {}}) == 0

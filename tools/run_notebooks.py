@@ -34,6 +34,41 @@ def machine() -> str:
     return f"{platform.machine()} {os.cpu_count()} cores, {dev}, torch {torch.__version__}"
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def freeze_progress_bars(nb) -> int:
+    """Give each stored tqdm progress bar the text of its final state; return how many were changed.
+
+    ``tqdm.auto`` draws a bar as an ipywidgets ``HBox(HTML, FloatProgress, HTML)``. JupyterLab redraws it
+    from the widget state saved in the notebook's metadata, but static viewers (GitHub, nbviewer) show
+    the output's ``text/plain``, which tqdm wrote when the bar was created: "0%". This puts the final
+    prefix, bar and suffix there instead, e.g. ``epochs: 100%|##########| 4/4 [01:42<00:00, ...]``.
+    """
+    import html
+
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    changed = 0
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            box = state.get(view["model_id"]) if view else None
+            if not box or box.get("model_name") != "HBoxModel":
+                continue
+            parts = [state.get(ref.replace("IPY_MODEL_", ""), {}) for ref in box["state"].get("children", [])]
+            if [p.get("model_name") for p in parts] != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+                continue
+            prefix, bar, suffix = (p["state"] for p in parts)
+            frac = min(1.0, max(0.0, bar.get("value", 0) / bar["max"])) if bar.get("max") else 0.0
+            filled = int(round(10 * frac))
+            text = f"{html.unescape(prefix.get('value', ''))}|{'#' * filled}{' ' * (10 - filled)}|" \
+                   f"{html.unescape(suffix.get('value', ''))}"
+            out["data"]["text/plain"] = text.replace("\u2007", " ")
+            changed += 1
+    return changed
+
+
 def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> dict:
     import nbformat
     from nbclient import NotebookClient
@@ -61,6 +96,7 @@ def run_one(path: Path, mode: str, offline: bool, timeout: int, save: bool) -> d
     for cell in nb.cells:  # keep stored notebooks free of per-run noise
         cell.get("metadata", {}).pop("execution", None)
     nb.metadata.pop("jupytext", None)  # authoring-tool metadata
+    freeze_progress_bars(nb)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     if save:
         nbformat.write(nb, path)

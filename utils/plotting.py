@@ -257,6 +257,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, 
     per-epoch dicts (what ``utils.train.fit`` returns). Returns the figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if isinstance(history, Mapping):
         table = {k: list(v) for k, v in history.items()}
@@ -280,6 +281,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, 
             ys = table[k]
             ax.plot(range(1, len(ys) + 1), ys, marker="o" if len(ys) < 30 else None, ms=3, label=k)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("loss" if losses else "value")
