@@ -5,7 +5,7 @@ that raises: reported as feedback, never raised into the learner's cell.
 """
 import pytest
 
-from utils.checks import ExerciseError, Feedback
+from utils.checks import ExerciseError, Feedback, run_cases
 from utils.checks.lesson01 import check_iou_dice, check_otsu_threshold, check_region_grower
 from utils.checks.lesson03 import check_dice_from_confusion, check_focal_loss
 from utils.checks.lesson04 import check_center_crop, check_transposed_output_size
@@ -41,3 +41,37 @@ def test_a_raising_answer_is_reported_not_raised(check):
 
     fb = check(broken)
     assert not fb.passed and "raised KeyError" in str(fb)
+
+
+def test_run_cases_reports_raised_unanswered_right_and_wrong_answers():
+    cases = [(f"n={n}", (n,), 2 * n) for n in (1, 2, 3)]  # (label, args, context): context is the right answer
+
+    def judge(label, got, want):
+        return None if got == want else f"{label}: got {got}, expected {want}"
+
+    def fails_on_one(n):
+        return 2 * n // (n - 1) * (n - 1)
+
+    assert run_cases(lambda n: 2 * n, cases, judge) == ([], False)
+    assert run_cases(lambda n: 5 if n == 2 else 2 * n, cases, judge) == (["n=2: got 5, expected 4"], False)
+    raised = "ZeroDivisionError: integer division or modulo by zero"
+    assert run_cases(fails_on_one, cases, judge) == ([f"n=1: your function raised {raised}"], False)
+    problems, unanswered = run_cases(fails_on_one, cases, judge, lambda label, error, want: f"{label}, {want}: {error}")
+    assert problems == [f"n=1, 2: {raised}"] and not unanswered
+    calls = []
+    assert run_cases(lambda n: calls.append(n), cases, judge) == ([], True)  # returns None: a placeholder
+    assert calls == [1]  # the cases after a None are not run
+
+
+def test_non_finite_or_out_of_range_answers_are_reported_not_raised():
+    from utils.checks.lesson01 import check_otsu_threshold
+    from utils.checks.lesson05 import check_receptive_field, check_same_padding
+    from utils.checks.lesson06 import check_greedy_match
+
+    for bad in (float("nan"), float("inf")):
+        for check in (check_otsu_threshold, check_same_padding, check_receptive_field):
+            fb = check(lambda *args, bad=bad: bad)
+            assert not fb.passed and "returned" in str(fb), (check.__name__, bad)
+    fb = check_greedy_match(lambda iou, t: [(0, 0)] if iou.size == 0 else [(99, 99)])
+    assert not fb.passed
+    assert "nothing to match" in str(fb) and "out of range" in str(fb)

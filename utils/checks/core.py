@@ -1,6 +1,7 @@
 """The machinery every exercise check shares."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -60,3 +61,50 @@ def call_answer(fn, *args):
         return fn(*args), None
     except Exception as exc:  # the learner's code failed: report it as feedback, not a crash
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def _raised(label: str, error: str, context) -> str:
+    """The usual message for an answer that raised: ``"{label}: your function raised {error}"``."""
+    return f"{label}: your function raised {error}"
+
+
+def run_cases(fn: Callable, cases: Iterable[tuple[str, tuple, object]],
+              judge: Callable[[str, object, object], str | None],
+              raised: Callable[[str, str, object], str] = _raised) -> tuple[list[str], bool]:
+    """Run the learner's ``fn`` on each case; return ``(problems, unanswered)``.
+
+    Parameters
+    ----------
+    fn : callable
+        The learner's function.
+    cases : iterable of (label, args, context)
+        ``fn(*args)`` is called through :func:`call_answer`; ``label`` names the case in the messages and
+        ``context`` is whatever ``judge`` and ``raised`` need to know about it (the expected answer, the
+        input before copying, ...). A generator builds each case only when it is run.
+    judge : callable
+        ``judge(label, got, context)`` returns the message of what is wrong with ``got``, or ``None`` when
+        the answer is right for that case.
+    raised : callable, optional
+        ``raised(label, error, context)`` returns the message for a case where ``fn`` raised; ``error`` is
+        ``"ExceptionName: text"``. By default ``"{label}: your function raised {error}"``.
+
+    Returns
+    -------
+    problems : list of str
+        One message per wrong case, in the order of ``cases``.
+    unanswered : bool
+        True when ``fn`` returned ``None`` (a placeholder function that is not written yet): the cases
+        after it are not run and ``problems`` is empty.
+    """
+    problems: list[str] = []
+    for label, args, context in cases:
+        got, error = call_answer(fn, *args)
+        if error:
+            problems.append(raised(label, error, context))
+            continue
+        if got is None:
+            return [], True
+        problem = judge(label, got, context)
+        if problem is not None:
+            problems.append(problem)
+    return problems, False

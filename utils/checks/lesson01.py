@@ -1,12 +1,14 @@
 """Checks for notebook 01 (thresholds, edges, regions): Otsu's threshold, IoU and Dice, region growing."""
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 
 import numpy as np
 
 from ..classical import between_class_variance
-from .core import Feedback, call_answer as _call, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, run_cases
 
 
 # --------------------------------------------------------------------------------------------- Otsu
@@ -47,35 +49,28 @@ def check_otsu_threshold(otsu: Callable[[np.ndarray], int] | None, strict: bool 
     if not callable(otsu):
         return feedback(name, [f"expected a function hist -> threshold, got {type(otsu).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for label, hist in _otsu_cases():
-        got, error = _call(otsu, hist.copy())
-        if error:
-            problems.append(f"on the {label} histogram your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, hist):
         if isinstance(got, (np.ndarray, list, tuple)):
-            problems.append(f"on the {label} histogram it returned a {type(got).__name__}; return one grey "
-                            "level (an int), not the whole curve")
-            continue
+            return (f"on the {label} histogram it returned a {type(got).__name__}; return one grey "
+                    "level (an int), not the whole curve")
         try:
             value = float(got)
         except (TypeError, ValueError):
-            problems.append(f"on the {label} histogram it returned {got!r}; return an int grey level")
-            continue
+            return f"on the {label} histogram it returned {got!r}; return an int grey level"
+        if not math.isfinite(value):
+            return f"on the {label} histogram it returned {got!r}; return an int grey level in 0..255"
         sigma = between_class_variance(hist)
         best = sigma.max()
         winners = np.flatnonzero(sigma >= best * (1 - 1e-9))
         if value != round(value) or not 0 <= value <= 255:
             extra = (" (it looks like a fraction of the range; return a grey level 0..255)"
                      if 0 < value < 1 else "")
-            problems.append(f"on the {label} histogram it returned {got!r}; a threshold is an integer grey level "
-                            f"in 0..255{extra}")
-            continue
+            return (f"on the {label} histogram it returned {got!r}; a threshold is an integer grey level "
+                    f"in 0..255{extra}")
         t = int(round(value))
         if t in winners:
-            continue
+            return None
         levels = np.arange(256)
         mean_level = (hist * levels).sum() / hist.sum()
         span = f"{winners[0]}" if len(winners) == 1 else f"any of {winners[0]}..{winners[-1]}"
@@ -88,7 +83,15 @@ def check_otsu_threshold(otsu: Callable[[np.ndarray], int] | None, strict: bool 
             msg += " - that is where the between-class variance is *smallest*; Otsu takes the largest"
         elif abs(t - mean_level) < 1.0 and abs(t - winners[0]) > 1:
             msg += " - that is the mean grey level, not the maximum of the between-class variance"
-        problems.append(msg)
+        return msg
+
+    def raised(label, error, hist):
+        return f"on the {label} histogram your function raised {error}"
+
+    cases = ((label, (hist.copy(),), hist) for label, hist in _otsu_cases())
+    problems, unanswered = run_cases(otsu, cases, judge, raised)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_otsu_cases())} histograms, ties and gaps included",
                     strict, hint)
 
@@ -135,23 +138,15 @@ def check_iou_dice(iou_dice: Callable[[np.ndarray, np.ndarray], tuple[float, flo
     if not callable(iou_dice):
         return feedback(name, [f"expected a function (prediction, truth) -> (iou, dice), got "
                                f"{type(iou_dice).__name__}"], "", strict, hint)
-    problems: list[str] = []
-    for label, pred, truth, iou, dice in _iou_dice_cases():
-        got, error = _call(iou_dice, pred.copy(), truth.copy())
-        if error:
-            if label == "both masks empty":
-                error += " - two empty masks agree perfectly: return (1.0, 1.0) instead of dividing by zero"
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        pred, truth, iou, dice = case
         try:
             g_iou, g_dice = (float(v) for v in got)
         except (TypeError, ValueError):
-            problems.append(f"{label}: returned {got!r}; return a pair of numbers (iou, dice)")
-            continue
+            return f"{label}: returned {got!r}; return a pair of numbers (iou, dice)"
         if np.isclose(g_iou, iou, atol=1e-6) and np.isclose(g_dice, dice, atol=1e-6):
-            continue
+            return None
         msg = f"{label}: got ({g_iou:.4g}, {g_dice:.4g}), expected ({iou:.4g}, {dice:.4g})"
         p, t = pred != 0, truth != 0
         inter = np.count_nonzero(p & t)
@@ -167,7 +162,18 @@ def check_iou_dice(iou_dice: Callable[[np.ndarray, np.ndarray], tuple[float, flo
             msg += " - your Dice is half the right value: the intersection counts twice, 2|P&T| / (|P|+|T|)"
         elif pred.dtype != bool and not np.isclose(g_iou, iou):
             msg += " - with 0/1 integer masks, `p | t` and `p & t` need bool arrays: convert with `mask != 0` first"
-        problems.append(msg)
+        return msg
+
+    def raised(label, error, case):
+        if label == "both masks empty":
+            error += " - two empty masks agree perfectly: return (1.0, 1.0) instead of dividing by zero"
+        return f"{label}: your function raised {error}"
+
+    cases = ((label, (pred.copy(), truth.copy()), (pred, truth, iou, dice))
+             for label, pred, truth, iou, dice in _iou_dice_cases())
+    problems, unanswered = run_cases(iou_dice, cases, judge, raised)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_iou_dice_cases())} hand-made cases, empty masks included",
                     strict, hint)
 
@@ -250,28 +256,19 @@ def check_region_grower(grow: Callable[[np.ndarray, tuple[int, int], float], np.
     if not callable(grow):
         return feedback(name, [f"expected a function (image, seed, tolerance) -> mask, got {type(grow).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for label, image, seed, tol in _grow_cases():
-        got, error = _call(grow, image.copy(), seed, tol)
-        if error:
-            problems.append(f"on {label} your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        image, seed, tol = case
         got = np.asarray(got)
         if got.shape != image.shape:
-            problems.append(f"on {label} it returned shape {got.shape}; return a mask shaped like the image "
-                            f"{image.shape}")
-            continue
+            return f"on {label} it returned shape {got.shape}; return a mask shaped like the image {image.shape}"
         if got.dtype != bool:
-            if np.isin(got, (0, 1)).all():
-                got = got.astype(bool)
-            else:
-                problems.append(f"on {label} it returned {got.dtype} values other than 0/1; return a bool mask")
-                continue
+            if not np.isin(got, (0, 1)).all():
+                return f"on {label} it returned {got.dtype} values other than 0/1; return a bool mask"
+            got = got.astype(bool)
         want = _grow_waves(image, seed, tol)
         if np.array_equal(got, want):
-            continue
+            return None
         extra, missing = int(np.count_nonzero(got & ~want)), int(np.count_nonzero(want & ~got))
         msg = f"on {label}: {extra} pixel(s) too many and {missing} missing out of {int(want.sum())}"
         if not got[seed]:
@@ -289,5 +286,13 @@ def check_region_grower(grow: Callable[[np.ndarray, tuple[int, int], float], np.
         elif extra + missing <= max(3, 0.02 * want.sum()):
             msg += (" - close: update the mean once per wave, after all the pixels of that wave have been "
                     "decided against the previous mean, not after every single pixel")
-        problems.append(msg)
+        return msg
+
+    def raised(label, error, case):
+        return f"on {label} your function raised {error}"
+
+    cases = ((label, (image.copy(), seed, tol), (image, seed, tol)) for label, image, seed, tol in _grow_cases())
+    problems, unanswered = run_cases(grow, cases, judge, raised)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"matches the reference on all {len(_grow_cases())} images", strict, hint)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, call_answer as _call, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, run_cases
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -53,26 +53,18 @@ def check_dice_from_confusion(dice_per_class: Callable | None, strict: bool = Fa
     if not callable(dice_per_class):
         return feedback(name, [f"expected a function cm -> per-class Dice, got {type(dice_per_class).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for label, cm in _dice_cases():
-        got, error = _call(dice_per_class, cm.copy())
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, cm):
         try:
             values = _to_numpy(got)
         except (TypeError, ValueError):
-            problems.append(f"{label}: returned {type(got).__name__}; return an array of one Dice per class")
-            continue
+            return f"{label}: returned {type(got).__name__}; return an array of one Dice per class"
         want = _dice_reference(cm)
         if values.shape != want.shape:
-            problems.append(f"{label}: returned shape {values.shape}, expected ({cm.shape[0]},): one value per "
-                            "class" + (" (not the mean over classes)" if values.ndim == 0 else ""))
-            continue
+            return (f"{label}: returned shape {values.shape}, expected ({cm.shape[0]},): one value per "
+                    "class" + (" (not the mean over classes)" if values.ndim == 0 else ""))
         if np.allclose(values, want, atol=1e-9, equal_nan=True):
-            continue
+            return None
         msg = f"{label}: got {np.round(values, 4).tolist()}, expected {np.round(want, 4).tolist()}"
         cmf = cm.astype(np.float64)
         tp = np.diag(cmf)
@@ -92,7 +84,12 @@ def check_dice_from_confusion(dice_per_class: Callable | None, strict: bool = Fa
             msg += " - that is precision, TP / column sum; Dice divides 2 TP by the row sum plus the column sum"
         elif np.allclose(values[defined], want[defined] / 2, atol=1e-9):
             msg += " - half the right value: the numerator is 2 TP"
-        problems.append(msg)
+        return msg
+
+    cases = ((label, (cm.copy(),), cm) for label, cm in _dice_cases())
+    problems, unanswered = run_cases(dice_per_class, cases, judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_dice_cases())} matrices, undefined classes included",
                     strict, hint)
 
@@ -136,29 +133,19 @@ def check_focal_loss(focal: Callable | None, strict: bool = False) -> Feedback:
     if not callable(focal):
         return feedback(name, [f"expected a function (logits, target, gamma) -> loss, got {type(focal).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for label, logits, target, gamma in _focal_cases():
-        lg = logits.clone().requires_grad_(True)
-        got, error = _call(focal, lg, target.clone(), gamma)
-        if error:
-            if (target == 255).any() and ("out of bounds" in error or "index" in error.lower()):
-                error += " - pixels labelled 255 are not a class: leave them out (replace by 0 before gather, then mask)"
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        logits, target, gamma = case
         if not isinstance(got, torch.Tensor) or got.numel() != 1:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            problems.append(f"{label}: returned {shape}; return one number, a scalar tensor (the mean over pixels)")
-            continue
+            return f"{label}: returned {shape}; return one number, a scalar tensor (the mean over pixels)"
         value = float(got.detach())
         want = float(focal_loss(logits, target, gamma=gamma, ignore_index=255))
         if not got.requires_grad:
-            problems.append(f"{label}: the loss carries no gradient; compute it with torch operations on the "
-                            "logits (no .numpy(), .item() or torch.tensor(...) on the way)")
-            continue
+            return (f"{label}: the loss carries no gradient; compute it with torch operations on the "
+                    "logits (no .numpy(), .item() or torch.tensor(...) on the way)")
         if math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
-            continue
+            return None
         msg = f"{label}: got {value:.5f}, expected {want:.5f}"
         valid = target != 255
         n_valid, n_all = int(valid.sum()), target.numel()
@@ -172,7 +159,19 @@ def check_focal_loss(focal: Callable | None, strict: bool = False) -> Feedback:
         elif n_valid != n_all and math.isclose(value, want * n_valid / n_all, rel_tol=1e-4):
             msg += (" - you divided by every pixel, ignored ones included; divide by the number of pixels "
                     "whose label is not 255")
-        problems.append(msg)
+        return msg
+
+    def raised(label, error, case):
+        _, target, _ = case
+        if (target == 255).any() and ("out of bounds" in error or "index" in error.lower()):
+            error += " - pixels labelled 255 are not a class: leave them out (replace by 0 before gather, then mask)"
+        return f"{label}: your function raised {error}"
+
+    cases = ((label, (logits.clone().requires_grad_(True), target.clone(), gamma), (logits, target, gamma))
+             for label, logits, target, gamma in _focal_cases())
+    problems, unanswered = run_cases(focal, cases, judge, raised)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, "matches the reference for gamma 0, 1 and 2, ignored pixels left out",
                     strict, hint)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .core import Feedback, call_answer as _call, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, run_cases
 
 
 # ------------------------------------------------------------------------------ transposed convolution
@@ -43,23 +43,16 @@ def check_transposed_output_size(output_size: Callable | None, strict: bool = Fa
     if not callable(output_size):
         return feedback(name, [f"expected a function (n, kernel_size, stride, padding, output_padding) -> int, "
                                f"got {type(output_size).__name__}"], "", strict, hint)
-    problems: list[str] = []
-    for n, k, s, p, op in _TRANSPOSED_CASES:
-        label = f"n={n}, kernel_size={k}, stride={s}, padding={p}, output_padding={op}"
-        got, error = _call(output_size, n, k, s, p, op)
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        n, k, s, p, op = case
         want = _torch_transposed_size(n, k, s, p, op)
         try:
             value = float(got)
         except (TypeError, ValueError):
-            problems.append(f"{label}: returned {got!r}; return one int")
-            continue
+            return f"{label}: returned {got!r}; return one int"
         if value == want:
-            continue
+            return None
         msg = f"{label}: got {got!r}, PyTorch gives {want}"
         if value == (n + 2 * p - k) / s + 1 or value == (n + 2 * p - k) // s + 1:
             msg += " - that is the formula of an ordinary convolution, which shrinks; the transposed one runs it backwards"
@@ -73,7 +66,16 @@ def check_transposed_output_size(output_size: Callable | None, strict: bool = Fa
             msg += " - padding crops both sides: subtract 2 * padding"
         elif value in (want - 1, want + 1):
             msg += " - off by one: (n - 1) * stride counts the gaps between input pixels, then add kernel_size"
-        problems.append(msg)
+        return msg
+
+    def cases():
+        for n, k, s, p, op in _TRANSPOSED_CASES:
+            label = f"n={n}, kernel_size={k}, stride={s}, padding={p}, output_padding={op}"
+            yield label, (n, k, s, p, op), (n, k, s, p, op)
+
+    problems, unanswered = run_cases(output_size, cases(), judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_TRANSPOSED_CASES)} configurations (checked against "
                     "PyTorch's layer)", strict, hint)
 
@@ -109,19 +111,11 @@ def check_center_crop(center_crop: Callable | None, strict: bool = False) -> Fee
     if not callable(center_crop):
         return feedback(name, [f"expected a function (features, (h, w)) -> tensor, got {type(center_crop).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for shape, (h, w) in _CROP_CASES:
-        x = torch.arange(torch.Size(shape).numel(), dtype=torch.float32).reshape(shape)
-        label = f"features {tuple(shape)} cropped to {(h, w)}"
-        got, error = _call(center_crop, x.clone(), (h, w))
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        x, h, w = case
         if not isinstance(got, torch.Tensor):
-            problems.append(f"{label}: returned {type(got).__name__}; return a tensor")
-            continue
+            return f"{label}: returned {type(got).__name__}; return a tensor"
         want = _reference_crop(x, h, w)
         if got.shape != want.shape:
             msg = f"{label}: returned shape {tuple(got.shape)}, expected {tuple(want.shape)}"
@@ -130,10 +124,9 @@ def check_center_crop(center_crop: Callable | None, strict: bool = False) -> Fee
                         "features[..., top:top + h, left:left + w]")
             else:
                 msg += " - keep the batch and channel dimensions as they are; crop only height and width"
-            problems.append(msg)
-            continue
+            return msg
         if torch.equal(got, want):
-            continue
+            return None
         msg = f"{label}: right shape, wrong window"
         if torch.equal(got, x[..., :h, :w]):
             msg += " - that is the top-left corner; the paper crops the centre"
@@ -146,5 +139,14 @@ def check_center_crop(center_crop: Callable | None, strict: bool = False) -> Fee
                     msg += (" - one pixel off: with an odd difference the extra row/column goes at the "
                             "bottom/right, so use (H - h) // 2 (rounding down)")
                     break
-        problems.append(msg)
+        return msg
+
+    def cases():
+        for shape, (h, w) in _CROP_CASES:
+            x = torch.arange(torch.Size(shape).numel(), dtype=torch.float32).reshape(shape)
+            yield f"features {tuple(shape)} cropped to {(h, w)}", (x.clone(), (h, w)), (x, h, w)
+
+    problems, unanswered = run_cases(center_crop, cases(), judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_CROP_CASES)} cases, odd differences included", strict, hint)

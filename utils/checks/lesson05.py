@@ -2,17 +2,21 @@
 and the padding that keeps a dilated convolution's output the size of its input."""
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from functools import lru_cache
 
-from .core import Feedback, call_answer as _call, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, run_cases
 
 
 def _as_number(value):
+    """``float(value)``, or ``None`` when it is not a finite number (so NaN and inf are reported, not raised)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 # ------------------------------------------------------------------------------------ receptive field
@@ -61,22 +65,15 @@ def check_receptive_field(receptive_field: Callable | None, strict: bool = False
     if not callable(receptive_field):
         return feedback(name, [f"expected a function (dilations, kernel_size=3) -> int, got "
                                f"{type(receptive_field).__name__}"], "", strict, hint)
-    problems: list[str] = []
-    for dilations, k in _RF_CASES:
-        label = f"dilations={list(dilations)}, kernel_size={k}"
-        got, error = _call(receptive_field, list(dilations), k)
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        dilations, k = case
         value = _as_number(got)
         if value is None:
-            problems.append(f"{label}: returned {got!r}; return one int")
-            continue
+            return f"{label}: returned {got!r}; return one int"
         want = _measured_receptive_field(dilations, k)
         if value == want:
-            continue
+            return None
         msg = f"{label}: got {got!r}, the measured field is {want} pixels"
         if value == want - 1:
             msg += " - off by one: start from 1, the output pixel's own input pixel"
@@ -89,7 +86,13 @@ def check_receptive_field(receptive_field: Callable | None, strict: bool = False
             msg += " - that is the last layer alone; the layers below widen the field too"
         elif value == 2 * want - 1 or value == 2 * (want - 1):
             msg += " - that counts both sides twice: (k - 1) * d is the whole widening, half on each side"
-        problems.append(msg)
+        return msg
+
+    cases = ((f"dilations={list(dilations)}, kernel_size={k}", (list(dilations), k), (dilations, k))
+             for dilations, k in _RF_CASES)
+    problems, unanswered = run_cases(receptive_field, cases, judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_RF_CASES)} stacks (checked against the measured field)",
                     strict, hint)
 
@@ -117,24 +120,17 @@ def check_same_padding(padding: Callable | None, strict: bool = False) -> Feedba
     if not callable(padding):
         return feedback(name, [f"expected a function (kernel_size, dilation) -> int, got {type(padding).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for k, d in _PAD_CASES:
-        label = f"kernel_size={k}, dilation={d}"
-        got, error = _call(padding, k, d)
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        k, d = case
         value = _as_number(got)
         if value is None or value != int(value) or value < 0:
-            problems.append(f"{label}: returned {got!r}; return a non-negative int")
-            continue
+            return f"{label}: returned {got!r}; return a non-negative int"
         conv = torch.nn.Conv2d(1, 1, k, padding=int(value), dilation=d)
         with torch.no_grad():
             size = conv(torch.zeros(1, 1, 17, 17)).shape[-1]
         if size == 17:
-            continue
+            return None
         msg = f"{label}: padding {int(value)} turns a 17 x 17 map into {size} x {size}"
         want = d * (k - 1) // 2
         if value == d and k != 3:
@@ -145,5 +141,10 @@ def check_same_padding(padding: Callable | None, strict: bool = False) -> Feedba
             msg += " - that pads the whole extra span on each side; half of it goes on each side"
         elif value == want + 1 or value == want - 1:
             msg += " - off by one"
-        problems.append(msg)
+        return msg
+
+    cases = ((f"kernel_size={k}, dilation={d}", (k, d), (k, d)) for k, d in _PAD_CASES)
+    problems, unanswered = run_cases(padding, cases, judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"keeps the size in all {len(_PAD_CASES)} configurations", strict, hint)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, call_answer as _call, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, run_cases
 
 
 # ------------------------------------------------------------------------------ bilinear sampling
@@ -68,23 +68,16 @@ def check_bilinear_sample(bilinear_sample: Callable | None, strict: bool = False
     if not callable(bilinear_sample):
         return feedback(name, [f"expected a function (feature, y, x) -> float, got {type(bilinear_sample).__name__}"],
                         "", strict, hint)
-    problems: list[str] = []
-    for y, x in _POINTS:
-        label = f"(y={y}, x={x})"
-        got, error = _call(bilinear_sample, _FEATURE.copy(), y, x)
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, point):
+        y, x = point
         try:
             value = float(got)
         except (TypeError, ValueError):
-            problems.append(f"{label}: returned {got!r}; return one number")
-            continue
+            return f"{label}: returned {got!r}; return one number"
         want = roi_align_point(_FEATURE, y, x)
         if abs(value - want) <= 1e-4:
-            continue
+            return None
         msg = f"{label}: got {value:.4g}, RoIAlign samples {want:.4g}"
         variants = _wrong_variants(_FEATURE, y, x)
         if abs(value - variants["nearest"]) <= 1e-4 or abs(value - variants["floor"]) <= 1e-4:
@@ -94,7 +87,12 @@ def check_bilinear_sample(bilinear_sample: Callable | None, strict: bool = False
             msg += " - the weights are reversed: the nearer neighbour must get the larger weight"
         elif variants.get("swapped") is not None and abs(value - variants["swapped"]) <= 1e-4:
             msg += " - x and y are swapped: y is the row (first index), x the column"
-        problems.append(msg)
+        return msg
+
+    cases = ((f"(y={y}, x={x})", (_FEATURE.copy(), y, x), (y, x)) for y, x in _POINTS)
+    problems, unanswered = run_cases(bilinear_sample, cases, judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"matches torchvision's roi_align at all {len(_POINTS)} points", strict, hint)
 
 
@@ -144,24 +142,22 @@ def check_greedy_match(match: Callable | None, strict: bool = False) -> Feedback
     if not callable(match):
         return feedback(name, [f"expected a function (iou, iou_threshold) -> list of pairs, got "
                                f"{type(match).__name__}"], "", strict, hint)
-    problems: list[str] = []
-    for iou, threshold in _MATCH_CASES:
-        label = f"iou={np.round(iou, 2).tolist()}, threshold {threshold}"
-        got, error = _call(match, iou.copy(), threshold)
-        if error:
-            problems.append(f"{label}: your function raised {error}")
-            continue
-        if got is None:
-            return feedback(name, [], "", strict, hint, None)
+
+    def judge(label, got, case):
+        iou, threshold = case
         try:
             pairs = sorted((int(p[0]), int(p[1])) for p in got)
         except (TypeError, ValueError, IndexError):
-            problems.append(f"{label}: returned {got!r}; return a list of (pred_index, true_index) pairs")
-            continue
+            return f"{label}: returned {got!r}; return a list of (pred_index, true_index) pairs"
         want = sorted(_reference_pairs(iou, threshold))
         if pairs == want:
-            continue
+            return None
         msg = f"{label}: got {pairs}, expected {want}"
+        k, n = iou.shape
+        if any(not (0 <= i < k and 0 <= j < n) for i, j in pairs):
+            if k == 0 or n == 0:
+                return msg + " - with no predictions or no true instances there is nothing to match"
+            return msg + f" - a pair is out of range: pred_index must be in 0..{k - 1} and true_index in 0..{n - 1}"
         trues = [j for _, j in pairs]
         preds = [i for i, _ in pairs]
         if len(set(trues)) < len(trues):
@@ -175,6 +171,12 @@ def check_greedy_match(match: Callable | None, strict: bool = False) -> Feedback
                     "in score order, and never revisits a match")
         elif any(iou[i, j] == threshold for i, j in want) and len(pairs) < len(want):
             msg += " - an IoU equal to the threshold counts as a match (>=)"
-        problems.append(msg)
+        return msg
+
+    cases = ((f"iou={np.round(iou, 2).tolist()}, threshold {threshold}", (iou.copy(), threshold), (iou, threshold))
+             for iou, threshold in _MATCH_CASES)
+    problems, unanswered = run_cases(match, cases, judge)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"same matches as COCO's greedy rule on all {len(_MATCH_CASES)} matrices",
                     strict, hint)
