@@ -476,7 +476,7 @@ def test_entry_rejects_malformed_hash(bad_hash, message):
     ({"url": "ftp://example.org/f.bin"}, "`url` must be an http"),
     ({"filename": "../f.bin"}, "`filename` must be a plain file name"),
     ({"name": "Bad Name"}, "`name` must be lower case"),
-    ({"size_bytes": 0}, "`size_bytes` must be a positive int"),
+    ({"size_bytes": 0}, "`size_bytes` must be an int >= 1"),
     ({"licence": ""}, "`licence` of entry 'test_file' must be a non-empty string"),
     ({"hash": None, "note": ""}, "has no `hash`; its `note` must say why"),
 ])

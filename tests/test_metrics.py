@@ -186,7 +186,7 @@ def test_error_float_pred_shaped_like_target():
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
 def test_error_num_classes(bad):
-    with pytest.raises(ValueError, match="`num_classes` must be a positive int"):
+    with pytest.raises(ValueError, match="`num_classes` must be an int >= 1"):
         confusion_matrix(PRED, TRUTH, bad)
 
 

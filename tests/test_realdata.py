@@ -94,7 +94,7 @@ def test_oxford_pet_reader_errors(tmp_path):
         OxfordPetTrimaps(tmp_path / "nowhere", annotations)
     with pytest.raises(FileNotFoundError, match="`annotations_root` .* has no annotations/trimaps/ folder"):
         OxfordPetTrimaps(images, tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="`limit` must be a positive int"):
+    with pytest.raises(ValueError, match="`limit` must be an int >= 1 or None"):
         OxfordPetTrimaps(images, annotations, limit=0)
     bad = TRIMAP.copy()
     bad[0, 0] = 7

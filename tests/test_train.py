@@ -145,8 +145,8 @@ def test_fit_on_the_gpu_with_amp():
 # --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "`epochs` must be a positive int, got 0"),
-    ({"early_stopping": 0}, "`early_stopping` must be None or a positive int"),
+    ({"epochs": 0}, "`epochs` must be an int >= 1, got 0"),
+    ({"early_stopping": 0}, "`early_stopping` must be an int >= 1 or None \\(patience in epochs\\), got 0"),
     ({"monitor": "val_iou"}, "`monitor` must be one of"),
 ])
 def test_fit_errors(kwargs, message):

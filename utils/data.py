@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import runtime
+from .validation import check_int
 
 __all__ = [
     "RegistryEntry",
@@ -175,8 +176,7 @@ class RegistryEntry:
         _parse_hash(self.hash)
         if self.hash is None and not self.note.strip():
             raise ValueError(f"entry {self.name!r} has no `hash`; its `note` must say why (none is published)")
-        if not isinstance(self.size_bytes, int) or isinstance(self.size_bytes, bool) or self.size_bytes <= 0:
-            raise ValueError(f"`size_bytes` must be a positive int, got {self.size_bytes!r}")
+        check_int("size_bytes", self.size_bytes)
         for field in ("title", "licence", "citation", "offline_fallback"):
             value = getattr(self, field)
             if not isinstance(value, str) or not value.strip():

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .scenes import CLASS_NAMES, make_scene, split_seed
+from .validation import check_int
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -62,8 +63,7 @@ class SceneSegmentationDataset(Dataset):
     num_classes = len(CLASS_NAMES)
 
     def __init__(self, n: int, size: int = 128, split: str = "train", transform=None):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"`n` must be a positive int, got {n!r}")
+        n = check_int("n", n)
         self.n, self.size, self.split, self.transform = n, size, split, transform
         scenes = [make_scene(split_seed(split, i), size) for i in range(n)]
         self.images = np.stack([s.image for s in scenes])
@@ -88,8 +88,7 @@ class SceneInstanceDataset(Dataset):
     num_classes = len(CLASS_NAMES)
 
     def __init__(self, n: int, size: int = 128, split: str = "train"):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"`n` must be a positive int, got {n!r}")
+        n = check_int("n", n)
         self.n, self.size, self.split = n, size, split
         self.scenes = [make_scene(split_seed(split, i), size) for i in range(n)]
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .validation import check_int
+
 # The cheap configuration, explained in notebook 06: every number here is a choice against CPU time.
 CPU_CONFIG = {
     "image_size": 128,  # min_size = max_size = the scene size: torchvision must not upscale to 800 px
@@ -52,9 +54,7 @@ CPU_CONFIG = {
 
 
 def _check_num_classes(num_classes) -> int:
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an int >= 2 (the background counts as class 0), got {num_classes!r}")
-    return int(num_classes)
+    return check_int("num_classes", num_classes, 2, note=" (the background counts as class 0)")
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -87,8 +87,7 @@ class TinyFPNBackbone(nn.Module):
         widths = tuple(widths)
         if len(widths) != 4 or not all(isinstance(w, int) and w > 0 for w in widths):
             raise ValueError(f"`widths` must be four positive ints (strides 2, 4, 8, 16), got {widths!r}")
-        if not isinstance(fpn_channels, int) or fpn_channels < 1:
-            raise ValueError(f"`fpn_channels` must be a positive int, got {fpn_channels!r}")
+        check_int("fpn_channels", fpn_channels)
         w = widths
         self.stem = nn.Sequential(_conv_bn_relu(3, w[0], 2), _conv_bn_relu(w[0], w[0]))
         self.stage1 = nn.Sequential(_conv_bn_relu(w[0], w[1], 2), _conv_bn_relu(w[1], w[1]))
@@ -325,8 +324,7 @@ def train_detection(model, loader, optimizer, epochs: int, *, device=None, sched
 
     from .runtime import get_device, seed_everything
 
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
+    check_int("epochs", epochs)
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"`grad_clip` must be positive or None, got {grad_clip!r}")
     if seed is not None:

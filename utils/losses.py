@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .validation import check_int
+
 __all__ = [
     "DiceLoss",
     "FocalLoss",
@@ -115,8 +117,7 @@ def class_frequencies(masks, num_classes: int, ignore_index: int | None = 255) -
     (C,) float64 tensor
         Frequencies in [0, 1] summing to 1 (all zeros if no pixel is labelled).
     """
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
+    check_int("num_classes", num_classes)
     masks = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
     if masks.is_floating_point():
         raise ValueError(f"`masks` must hold integer class ids, got dtype {masks.dtype}")

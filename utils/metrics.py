@@ -31,6 +31,8 @@ import math
 import numpy as np
 import torch
 
+from .validation import check_int
+
 __all__ = [
     "ConfusionMatrix",
     "boundary_f_score",
@@ -48,12 +50,6 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(x))
     raise ValueError(f"`{name}` must be a torch tensor or NumPy array, got {type(x).__name__}")
-
-
-def _check_num_classes(num_classes) -> int:
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
-    return int(num_classes)
 
 
 def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -104,7 +100,7 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
     tensor([[1, 1],
             [0, 1]])
     """
-    num_classes = _check_num_classes(num_classes)
+    num_classes = check_int("num_classes", num_classes)
     pred, target = _as_tensor(pred, "pred"), _as_tensor(target, "target")
     if target.is_floating_point():
         raise ValueError(f"`target` must hold integer class ids, got dtype {target.dtype}")
@@ -232,7 +228,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255):
-        self.num_classes = _check_num_classes(num_classes)
+        self.num_classes = check_int("num_classes", num_classes)
         self.ignore_index = ignore_index
         self._matrix: torch.Tensor | None = None
 
@@ -372,7 +368,7 @@ def boundary_f_score(pred, target, tolerance: int = 2, *, num_classes: int | Non
             valid_t = target[target != ignore_index] if ignore_index is not None else target
             num_classes = int(max(int(pred.max()) if pred.numel() else 0,
                                   int(valid_t.max()) if valid_t.numel() else 0)) + 1
-    num_classes = _check_num_classes(num_classes)
+    num_classes = check_int("num_classes", num_classes)
     pred = _to_labels(pred, target, num_classes).to(target.device)
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     scores = torch.full((num_classes,), math.nan, dtype=torch.float64)

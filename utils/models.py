@@ -14,16 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .validation import check_int
+
 __all__ = ["FCN", "UNet", "ConvBlock", "count_parameters", "unet_original"]
 
 NORMS = ("batch", "group", "instance", "none")
 UPSAMPLES = ("transpose", "bilinear")
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
-    return value
 
 
 def _norm_layer(norm: str | None, channels: int) -> nn.Module:
@@ -110,10 +106,10 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base_width: int = 64, depth: int = 4,
                  norm: str = "batch", upsample: str = "transpose", skip: bool = True):
         super().__init__()
-        _check_int("in_channels", in_channels, 1)
-        _check_int("num_classes", num_classes, 1)
-        _check_int("base_width", base_width, 1)
-        _check_int("depth", depth, 1)
+        check_int("in_channels", in_channels, 1)
+        check_int("num_classes", num_classes, 1)
+        check_int("base_width", base_width, 1)
+        check_int("depth", depth, 1)
         norm = _check_norm(norm)
         if upsample not in UPSAMPLES:
             raise ValueError(f"`upsample` must be one of {UPSAMPLES}, got {upsample!r}")
@@ -185,10 +181,10 @@ class FCN(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base_width: int = 32, depth: int = 3,
                  norm: str = "batch"):
         super().__init__()
-        _check_int("in_channels", in_channels, 1)
-        _check_int("num_classes", num_classes, 1)
-        _check_int("base_width", base_width, 1)
-        _check_int("depth", depth, 1)
+        check_int("in_channels", in_channels, 1)
+        check_int("num_classes", num_classes, 1)
+        check_int("base_width", base_width, 1)
+        check_int("depth", depth, 1)
         norm = _check_norm(norm)
         self.config = dict(in_channels=in_channels, num_classes=num_classes, base_width=base_width, depth=depth,
                            norm=norm)

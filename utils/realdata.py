@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datasets import _apply_joint, image_to_tensor
+from .validation import check_int
 
 PET_CLASS_NAMES = ("background", "pet")
 PENN_FUDAN_CLASS_NAMES = ("background", "pedestrian")
@@ -101,8 +102,7 @@ class OxfordPetTrimaps(Dataset):
                  limit: int | None = None):
         if split not in ("trainval", "test"):
             raise ValueError(f"`split` must be 'trainval' or 'test', got {split!r}")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise ValueError(f"`limit` must be a positive int or None, got {limit!r}")
+        check_int("limit", limit, none_ok=True)
         self.image_dir = Path(images_root) / "images"
         self.trimap_dir = Path(annotations_root) / "annotations" / "trimaps"
         split_file = Path(annotations_root) / "annotations" / f"{split}.txt"
@@ -227,8 +227,7 @@ class PennFudanInstances(Dataset):
             if not (root / sub).is_dir():
                 raise FileNotFoundError(f"`root` {root} has no {sub}/ folder; extract the archive with "
                                         "fetch('penn_fudan', extract=True)")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise ValueError(f"`limit` must be a positive int or None, got {limit!r}")
+        check_int("limit", limit, none_ok=True)
         images = sorted(p for p in (root / "PNGImages").iterdir() if p.suffix.lower() == ".png"
                         and not p.name.startswith("."))
         if not images:

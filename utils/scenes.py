@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validation import check_int
+
 CLASS_NAMES = ("background", "disc", "square", "triangle")
 NUM_CLASSES = len(CLASS_NAMES)
 THING_CLASSES = (1, 2, 3)
@@ -213,8 +215,7 @@ def split_seed(split: str, index: int) -> int:
 
 def make_scenes(n: int, size=128, split: str = "train", **kwargs) -> list[Scene]:
     """The first ``n`` scenes of a split: ``make_scene(split_seed(split, i), size)`` for ``i < n``."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"`n` must be a positive int, got {n!r}")
+    n = check_int("n", n)
     return [make_scene(split_seed(split, i), size, **kwargs) for i in range(n)]
 
 

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .validation import check_int
+
 __all__ = [
     "ASPP",
     "PyramidPooling",
@@ -48,17 +50,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
 
-def _check_int(name: str, value, low: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 def _check_rates(rates) -> tuple[int, ...]:
     if isinstance(rates, (int, np.integer)) or not isinstance(rates, Sequence) or len(rates) == 0:
         raise ValueError(f"`atrous_rates` must be a non-empty sequence of positive ints, got {rates!r}")
     for r in rates:
-        _check_int("atrous_rates[i]", r)
+        check_int("atrous_rates[i]", r)
     return tuple(int(r) for r in rates)
 
 
@@ -95,10 +91,10 @@ def receptive_field_size(kernel_sizes: Sequence[int], dilations: Sequence[int] |
     >>> receptive_field_size([3, 3, 3], dilations=[1, 2, 4])
     15
     """
-    ks = [_check_int("kernel_sizes[i]", k) for k in kernel_sizes]
+    ks = [check_int("kernel_sizes[i]", k) for k in kernel_sizes]
     n = len(ks)
-    ds = [1] * n if dilations is None else [_check_int("dilations[i]", d) for d in dilations]
-    ss = [1] * n if strides is None else [_check_int("strides[i]", s) for s in strides]
+    ds = [1] * n if dilations is None else [check_int("dilations[i]", d) for d in dilations]
+    ss = [1] * n if strides is None else [check_int("strides[i]", s) for s in strides]
     if len(ds) != n or len(ss) != n:
         raise ValueError(f"`kernel_sizes` ({n}), `dilations` ({len(ds)}) and `strides` ({len(ss)}) "
                          "must have one entry per layer")
@@ -189,8 +185,8 @@ class ASPP(nn.Module):
     def __init__(self, in_channels: int, out_channels: int = 256, atrous_rates: Sequence[int] = (6, 12, 18),
                  image_pooling: bool = True, dropout: float = 0.1):
         super().__init__()
-        _check_int("in_channels", in_channels)
-        _check_int("out_channels", out_channels)
+        check_int("in_channels", in_channels)
+        check_int("out_channels", out_channels)
         rates = _check_rates(atrous_rates)
         if not 0 <= dropout < 1:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}")
@@ -236,11 +232,11 @@ class PyramidPooling(nn.Module):
 
     def __init__(self, in_channels: int, bins: Sequence[int] = (1, 2, 3, 6), reduced_channels: int | None = None):
         super().__init__()
-        _check_int("in_channels", in_channels)
+        check_int("in_channels", in_channels)
         if isinstance(bins, (int, np.integer)) or not isinstance(bins, Sequence) or not bins:
             raise ValueError(f"`bins` must be a non-empty sequence of positive ints, got {bins!r}")
-        self.bins = tuple(_check_int("bins[i]", b) for b in bins)
-        reduced = in_channels // len(self.bins) if reduced_channels is None else _check_int("reduced_channels", reduced_channels)
+        self.bins = tuple(check_int("bins[i]", b) for b in bins)
+        reduced = in_channels // len(self.bins) if reduced_channels is None else check_int("reduced_channels", reduced_channels)
         if reduced < 1:
             raise ValueError(f"`in_channels` {in_channels} is too small for {len(self.bins)} bins; give `reduced_channels`")
         self.stages = nn.ModuleList(
@@ -265,7 +261,7 @@ class DeepLabHeadLite(nn.Sequential):
                  atrous_rates: Sequence[int] = (12, 24, 36), dropout: float = 0.1):
         super().__init__(ASPP(in_channels, channels, atrous_rates, dropout=dropout),
                          _conv_bn_relu(channels, channels, 3),
-                         nn.Conv2d(channels, _check_int("num_classes", num_classes), 1))
+                         nn.Conv2d(channels, check_int("num_classes", num_classes), 1))
 
 
 class PSPHead(nn.Sequential):
@@ -278,7 +274,7 @@ class PSPHead(nn.Sequential):
                  dropout: float = 0.1):
         ppm = PyramidPooling(in_channels, bins)
         super().__init__(ppm, _conv_bn_relu(ppm.out_channels, channels, 3), nn.Dropout(dropout),
-                         nn.Conv2d(channels, _check_int("num_classes", num_classes), 1))
+                         nn.Conv2d(channels, check_int("num_classes", num_classes), 1))
 
 
 class DeepLabV3PlusDecoder(nn.Module):
@@ -300,11 +296,11 @@ class DeepLabV3PlusDecoder(nn.Module):
                  atrous_rates: Sequence[int] = (6, 12, 18), low_level_reduced: int = 48, dropout: float = 0.1):
         super().__init__()
         self.aspp = ASPP(in_channels, channels, atrous_rates, dropout=dropout)
-        self.reduce = _conv_bn_relu(_check_int("low_level_channels", low_level_channels),
-                                    _check_int("low_level_reduced", low_level_reduced), 1)
+        self.reduce = _conv_bn_relu(check_int("low_level_channels", low_level_channels),
+                                    check_int("low_level_reduced", low_level_reduced), 1)
         self.fuse = nn.Sequential(_conv_bn_relu(channels + low_level_reduced, channels, 3),
                                   _conv_bn_relu(channels, channels, 3))
-        self.classifier = nn.Conv2d(channels, _check_int("num_classes", num_classes), 1)
+        self.classifier = nn.Conv2d(channels, check_int("num_classes", num_classes), 1)
 
     def forward(self, low: torch.Tensor, deep: torch.Tensor) -> torch.Tensor:
         x = self.aspp(deep)

@@ -18,6 +18,7 @@ import torch
 
 from .metrics import ConfusionMatrix
 from .runtime import get_device, seed_everything
+from .validation import check_int
 
 __all__ = ["evaluate", "fit", "logits_of", "predict"]
 
@@ -143,10 +144,8 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_cl
         ``lr`` (the rate of the epoch's last step) and ``time_s`` (seconds for the epoch, training and validation).
         On return ``model`` holds the weights of the best epoch.
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(f"`early_stopping` must be None or a positive int (patience in epochs), got {early_stopping!r}")
+    check_int("epochs", epochs)
+    check_int("early_stopping", early_stopping, none_ok=True, note=" (patience in epochs)")
     valid_keys = ("train_loss", "val_loss", "val_miou", "val_pixel_accuracy")
     if monitor not in valid_keys:
         raise ValueError(f"`monitor` must be one of {valid_keys}, got {monitor!r}")

@@ -3,7 +3,6 @@ and the padding that keeps a dilated convolution's output the size of its input.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from functools import lru_cache
 

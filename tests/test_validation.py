@@ -1,0 +1,36 @@
+"""The shared integer check behind every count-like argument of the helpers."""
+import numpy as np
+import pytest
+
+from utils.validation import check_int
+
+
+def test_accepts_python_and_numpy_integers():
+    assert check_int("n", 3) == 3
+    value = check_int("n", np.int64(4))
+    assert value == 4 and type(value) is int
+    assert check_int("num_classes", 2, 2) == 2
+    assert check_int("limit", None, none_ok=True) is None
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, "3", True, np.bool_(True), None])
+def test_rejects_what_is_not_a_count(value):
+    with pytest.raises(ValueError, match=r"`n` must be an int >= 1, got"):
+        check_int("n", value)
+
+
+def test_message_carries_the_bound_none_and_note():
+    with pytest.raises(ValueError, match=r"`num_classes` must be an int >= 2 \(background\), got 1"):
+        check_int("num_classes", 1, 2, note=" (background)")
+    with pytest.raises(ValueError, match=r"`limit` must be an int >= 1 or None, got 0"):
+        check_int("limit", 0, none_ok=True)
+
+
+def test_helpers_use_it_so_a_bool_count_is_refused():
+    from utils.datasets import SceneSegmentationDataset
+    from utils.scenes import make_scenes
+
+    with pytest.raises(ValueError, match="`n` must be an int >= 1, got True"):
+        SceneSegmentationDataset(True, 32)
+    with pytest.raises(ValueError, match="`n` must be an int >= 1, got True"):
+        make_scenes(True, 32)
