@@ -306,3 +306,55 @@ def test_full_mode_falls_back_to_the_shipped_subset_offline(cache, monkeypatch, 
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "shipped nuclei subset" in out and "COURSE_OFFLINE" in out
     assert nuclei.nuclei_root("default") == nuclei.shipped_root()
+
+
+def test_instance_dataset_crop_without_nuclei_gives_empty_target(tmp_path):
+    out = tmp_path / "one"
+    labels = np.zeros((64, 64), np.uint16)
+    labels[2:10, 2:10] = 1
+    row = nuclei.write_sample(out, "img1", np.full((64, 64), 30, np.uint8), labels, "train")
+    nuclei.write_manifest(out, [row])
+    ds = nuclei.NucleiInstances("train", root=out, crop_size=16, samples_per_epoch=50)
+    torch.manual_seed(0)
+    targets = [ds[i][1] for i in range(50)]
+    empty = [t for t in targets if len(t["labels"]) == 0]
+    assert empty, "a 16-px crop of a 64-px image with one nucleus in a corner is mostly empty"
+    assert all(t["boxes"].shape == (0, 4) and t["masks"].shape == (0, 16, 16) for t in empty)
+
+
+def test_labels_from_prediction_splits_touching_nuclei_at_their_boundaries():
+    # two 4x4 nuclei side by side: interiors (1) apart, their rings (2) touching
+    classes = np.zeros((6, 10), np.int64)
+    classes[1:5, 1:9] = 2
+    classes[2:4, 2:4] = 1
+    classes[2:4, 6:8] = 1
+    labels = nuclei.labels_from_prediction(classes)
+    assert labels.dtype == np.int32 and np.unique(labels).tolist() == [0, 1, 2]
+    assert (labels > 0).sum() == 32 and (labels == 1).sum() == (labels == 2).sum() == 16
+    assert labels[2, 2] != labels[2, 7]
+    ring_only = np.zeros((5, 5), np.int64)
+    ring_only[1:4, 1:4] = 2
+    assert nuclei.labels_from_prediction(ring_only).max() == 0  # no interior, no nucleus
+
+
+@pytest.mark.parametrize("classes, message", [
+    (np.zeros((2, 2, 2), np.int64), "must be a \\(H, W\\) integer array"),
+    (np.zeros((3, 3)), "must be a \\(H, W\\) integer array"),
+    (np.full((3, 3), 3), "holds \\[3\\]"),
+])
+def test_labels_from_prediction_errors(classes, message):
+    with pytest.raises(ValueError, match=message):
+        nuclei.labels_from_prediction(classes)
+
+
+def test_labels_from_prediction_drops_small_interiors():
+    classes = np.zeros((8, 12), np.int64)
+    classes[1:7, 1:7] = 2
+    classes[2:6, 2:6] = 1          # a 16-px interior
+    classes[3:5, 8:10] = 2
+    classes[4, 9] = 1              # a 1-px speck of interior inside a small ring
+    assert nuclei.labels_from_prediction(classes).max() == 2
+    kept = nuclei.labels_from_prediction(classes, min_interior=1)
+    assert kept.max() == 1 and (kept == 1).sum() == 36
+    with pytest.raises(ValueError, match="`min_interior` must be an int >= 0"):
+        nuclei.labels_from_prediction(classes, min_interior=-1)

@@ -1,15 +1,19 @@
 """Small helpers for the classical segmentation lessons (weeks 1 and 2).
 
-Binary scores, Otsu's between-class variance, simulated user input (a click inside an object) and the
-loop that times and scores a method on generated scenes. The methods themselves are written out in the
-notebooks, where learners read them.
+Binary scores, Otsu's between-class variance, simulated user input (a click inside an object), the
+loop that times and scores a method on generated scenes, and the classical nuclei pipeline (Otsu's
+threshold, morphology, distance-transform watershed) that lessons 01 and 02 run on the real nuclei of
+``data/nuclei/``, the classical baseline for learned models on the same images. The methods on generated
+scenes are written out in the notebooks, where learners read them.
 
 Array contracts
 ---------------
 * ``prediction``, ``truth``, ``mask``: ``(H, W)`` boolean masks (any integer or bool array is read as
   ``!= 0``), ``True`` = foreground.
 * ``hist``: ``(L,)`` non-negative counts of grey levels ``0 .. L-1`` (``L = 256`` for uint8 images).
-* ``image``: ``(H, W, 3)`` uint8 RGB in [0, 255], as :mod:`utils.scenes` makes them.
+* ``image``: ``(H, W, 3)`` uint8 RGB in [0, 255], as :mod:`utils.scenes` makes them; the nuclei
+  functions also take ``(H, W)`` uint8 grey.
+* Label maps: ``(H, W)`` int32, ``0`` background, ``1..N`` one id per object.
 * Points are ``(row, col)`` = ``(y, x)`` integer pixel indices.
 """
 from __future__ import annotations
@@ -286,3 +290,177 @@ def score_on_scenes(segment, scenes) -> dict:
         dices.append(binary_dice(pred, truth))
     return {"iou": float(np.mean(ious)), "dice": float(np.mean(dices)),
             "ms": 1000 * float(np.median(times)), "per_scene_iou": np.array(ious)}
+
+
+# --------------------------------------------------------------------------------------------------
+# The classical nuclei pipeline (threshold, morphology, distance-transform watershed)
+# --------------------------------------------------------------------------------------------------
+
+def _check_nuclei_image(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"`image` must be (H, W) grey or (H, W, 3) RGB uint8, got shape {img.shape} and "
+                         f"dtype {img.dtype}; `utils.nuclei.read_image` gives (H, W, 3) uint8")
+    if min(img.shape[:2]) < 2:
+        raise ValueError(f"`image` must be at least 2x2 pixels, got shape {img.shape}")
+    return img
+
+
+def nuclei_grey(image) -> np.ndarray:
+    """The grey image the nuclei pipeline thresholds: nuclei bright, background dark.
+
+    Colour is turned into grey with ``skimage.color.rgb2gray`` (a weighted sum of R, G and B). Then
+    the **polarity** is set: in fluorescence the nuclei glow on a dark background, but in brightfield
+    and in stained tissue they absorb light and are *darker* than a light background. A threshold's
+    foreground is the bright side, so an image whose median grey level is light (above 0.5; most of
+    an image is background) is inverted, and the nuclei become the bright side in every kind of image.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) uint8 ndarray
+        Grey or RGB, values in [0, 255].
+
+    Returns
+    -------
+    (H, W) float64 ndarray
+        Grey levels in [0, 1], nuclei bright.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a uint8 ``(H, W)`` or ``(H, W, 3)`` array of at least 2x2 pixels.
+    """
+    from skimage.color import rgb2gray
+
+    img = _check_nuclei_image(image)
+    grey = rgb2gray(img) if img.ndim == 3 else img / 255.0
+    return 1.0 - grey if np.median(grey) > 0.5 else grey
+
+
+def nuclei_foreground(image, *, min_area: int = 40, opening_radius: int = 1, sigma: float = 1.0) -> np.ndarray:
+    """Nucleus-or-background by Otsu's threshold and morphology: the first half of :func:`nuclei_watershed`.
+
+    Steps: :func:`nuclei_grey` (grey, nuclei bright); a Gaussian blur of width ``sigma`` against
+    pixel noise; Otsu's threshold; an opening with a disc of radius ``opening_radius`` (removes specks and
+    thin bridges); filling holes; removing connected pieces smaller than ``min_area`` pixels.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) uint8 ndarray
+        Grey or RGB, values in [0, 255].
+    min_area : int
+        Pieces with fewer pixels are dropped, ``>= 0`` (0 keeps all).
+    opening_radius : int
+        Radius in pixels of the opening's disc, ``>= 0`` (0: no opening).
+    sigma : float
+        Width in pixels of the Gaussian blur before the threshold, ``>= 0`` (0: no blur).
+
+    Returns
+    -------
+    (H, W) bool ndarray
+        ``True`` on nuclei.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``image`` (see :func:`nuclei_grey`) or an argument out of range, named in the message.
+    """
+    from scipy import ndimage as ndi
+    from skimage import filters, morphology
+
+    from .validation import check_int
+
+    grey = nuclei_grey(image)
+    min_area = check_int("min_area", min_area, 0)
+    opening_radius = check_int("opening_radius", opening_radius, 0)
+    if not isinstance(sigma, (int, float, np.integer, np.floating)) or isinstance(sigma, bool) \
+            or not np.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"`sigma` must be a number >= 0 (pixels; 0 means no blur), got {sigma!r}")
+    if sigma > 0:
+        grey = filters.gaussian(grey, sigma=float(sigma))
+    if grey.max() == grey.min():                 # a flat image has nothing to split
+        return np.zeros(grey.shape, bool)
+    mask = grey > filters.threshold_otsu(grey)
+    if opening_radius > 0:
+        mask = morphology.opening(mask, morphology.disk(opening_radius))
+    mask = ndi.binary_fill_holes(mask)
+    if min_area > 0:
+        labels, _ = ndi.label(mask)
+        keep = np.bincount(labels.ravel()) >= min_area
+        keep[0] = False
+        mask = keep[labels]
+    return mask
+
+
+def nuclei_watershed(image, *, min_distance: int = 11, min_area: int = 40, opening_radius: int = 1,
+                     sigma: float = 1.0) -> np.ndarray:
+    """The classical nuclei pipeline: Otsu's threshold, morphology, distance-transform watershed.
+
+    1. **Foreground** (:func:`nuclei_foreground`): grey conversion; polarity (an image with a light median
+       has dark nuclei, as in brightfield and stained tissue, and is inverted so that nuclei are bright
+       everywhere); a Gaussian blur; Otsu's threshold; opening, hole filling, removal of small pieces.
+    2. **Distance transform**: for every foreground pixel, the Euclidean distance to the nearest background
+       pixel. It peaks near the centre of each roundish nucleus and dips at the neck where two touch.
+    3. **Markers**: the peaks of the distance (``skimage.feature.peak_local_max``, at least ``min_distance``
+       pixels apart), one id each. They are searched within each connected piece, so every piece gets at
+       least one (its deepest pixel is always a peak) and no piece is lost.
+    4. **Watershed** of the negated distance from the markers, restricted to the foreground: one region per
+       marker, and touching nuclei are split along the necks.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) uint8 ndarray
+        Grey or RGB, values in [0, 255] (``utils.nuclei.read_image`` gives ``(H, W, 3)``).
+    min_distance : int
+        Smallest distance in pixels between two markers, ``>= 1``. Smaller values split more: set it to
+        about the radius of the smallest nucleus you want to keep apart from a neighbour.
+    min_area : int
+        Foreground pieces of fewer pixels are dropped before splitting, ``>= 0``.
+    opening_radius : int
+        Radius in pixels of the opening's disc, ``>= 0`` (0: no opening).
+    sigma : float
+        Width in pixels of the Gaussian blur before the threshold, ``>= 0`` (0: no blur).
+
+    Returns
+    -------
+    (H, W) int32 ndarray
+        Instance label map: ``0`` background, ``1..N`` one id per nucleus (consecutive, one per marker).
+
+    Raises
+    ------
+    ValueError
+        For a bad ``image`` (not uint8 ``(H, W)`` or ``(H, W, 3)``) or an argument out of range, named in
+        the message.
+
+    Notes
+    -----
+    The defaults are the setting with the best instance F1 at IoU 0.5 (counts summed over the images) on
+    the 27 ``val`` images of the shipped nuclei (``data/nuclei/``), from a grid of ``min_distance`` 3 to 19,
+    ``min_area`` 0 to 60, ``opening_radius`` 0 to 2 and ``sigma`` 0 to 2; the ``test`` images played no
+    part. Around the best setting the score is flat (within 0.01 for ``min_distance`` 9 to 15). One
+    ``min_distance`` for every image is a compromise: nuclei of the large fluorescence images are a few
+    pixels across, those of stained tissue several times larger.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:60, :90]
+    >>> discs = ((yy - 30) ** 2 + (xx - 28) ** 2 <= 15 ** 2) | ((yy - 30) ** 2 + (xx - 56) ** 2 <= 15 ** 2)
+    >>> labels = nuclei_watershed((discs * 200 + 20).astype(np.uint8))
+    >>> labels.shape, labels.dtype.name, int(labels.max())
+    ((60, 90), 'int32', 2)
+    """
+    from scipy import ndimage as ndi
+    from skimage import feature, segmentation
+
+    from .validation import check_int
+
+    min_distance = check_int("min_distance", min_distance, 1)
+    foreground = nuclei_foreground(image, min_area=min_area, opening_radius=opening_radius, sigma=sigma)
+    pieces, n_pieces = ndi.label(foreground)
+    if n_pieces == 0:
+        return np.zeros(foreground.shape, np.int32)
+    distance = ndi.distance_transform_edt(foreground)
+    peaks = feature.peak_local_max(distance, min_distance=min_distance, labels=pieces, exclude_border=False)
+    markers = np.zeros(foreground.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return segmentation.watershed(-distance, markers, mask=foreground).astype(np.int32)

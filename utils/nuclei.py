@@ -56,6 +56,7 @@ __all__ = [
     "labels_to_semantic",
     "labels_to_instance_masks",
     "percentile_normalize",
+    "labels_from_prediction",
     "NucleiSegmentation",
     "NucleiInstances",
     "convert_dsb",
@@ -440,6 +441,48 @@ def labels_to_instance_masks(labels) -> tuple[np.ndarray, np.ndarray]:
     return labels[None] == ids[:, None, None], ids
 
 
+def labels_from_prediction(classes, min_interior: int = 0) -> np.ndarray:
+    """Instances from a three-class prediction (background 0, nucleus interior 1, boundary 2).
+
+    The interiors are what a boundary-aware model keeps apart: each connected piece of class ``1`` is
+    one nucleus (a marker). The boundary pixels are then given back to the nuclei by a watershed of the
+    distance to the background from those markers, restricted to the foreground (classes 1 and 2), so
+    that two touching nuclei are split where their boundaries meet. Foreground pixels that no marker
+    reaches (a boundary ring with no interior) stay background.
+
+    Parameters
+    ----------
+    classes : (H, W) integer ndarray
+        Class ids in {0, 1, 2}, e.g. ``logits.argmax(0)``.
+    min_interior : int
+        Interior pieces of at most this many pixels are not used as markers (specks of class 1 are more
+        often noise than nuclei); ``0`` keeps every piece.
+
+    Returns
+    -------
+    (H, W) int32 ndarray
+        ``0`` background, ``1..N`` one id per nucleus.
+    """
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    classes = np.asarray(classes)
+    if classes.ndim != 2 or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"`classes` must be a (H, W) integer array, got shape {classes.shape} and dtype {classes.dtype}")
+    bad = np.setdiff1d(np.unique(classes), [0, 1, 2])
+    if bad.size:
+        raise ValueError(f"`classes` holds {bad[:8].tolist()}; expected 0 background, 1 interior, 2 boundary")
+    min_interior = check_int("min_interior", min_interior, 0)
+    foreground = classes > 0
+    markers, _ = ndi.label(classes == 1)
+    if min_interior:
+        sizes = np.bincount(markers.ravel())
+        small = sizes <= min_interior
+        small[0] = False
+        markers[small[markers]] = 0
+    return watershed(-ndi.distance_transform_edt(foreground), markers, mask=foreground).astype(np.int32)
+
+
 def _select_rows(root, split, kinds):
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}")
@@ -555,7 +598,8 @@ class NucleiInstances(_NucleiBase):
 
     ``split``, ``kinds``, ``crop_size``, ``samples_per_epoch``, ``normalize`` and ``root`` as in
     :class:`NucleiSegmentation`. A nucleus cut by a crop keeps the part inside it; parts smaller than
-    ``min_area`` pixels are dropped (too little of the nucleus is left to be an object). Use
+    ``min_area`` pixels, or only one pixel high or wide, are dropped (too little of the nucleus is left
+    to be an object, and torchvision refuses boxes of zero height or width). Use
     :func:`utils.datasets.detection_collate` with a ``DataLoader``.
 
     ``target``: ``"boxes"`` ``(N, 4)`` float32 ``xyxy`` (inclusive pixel indices, as
@@ -579,15 +623,19 @@ class NucleiInstances(_NucleiBase):
 
         image, labels = self._crop(index)
         masks, _ = labels_to_instance_masks(labels)
-        masks = masks[masks.reshape(len(masks), -1).sum(1) >= self.min_area]
+        masks = masks[masks.sum(axis=(1, 2)) >= self.min_area]
         masks_t = torch.from_numpy(masks.astype(np.uint8))
         boxes = masks_to_boxes(masks_t) if len(masks) else torch.zeros((0, 4), dtype=torch.float32)
+        # A sliver one pixel high or wide (a nucleus cut by the crop) has a box of zero height or width,
+        # which torchvision's detectors refuse: it is not an object to learn from either.
+        solid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        masks_t, boxes = masks_t[solid], boxes[solid]
         target = {
             "boxes": boxes.float(),
-            "labels": torch.ones(len(masks), dtype=torch.int64),
+            "labels": torch.ones(len(masks_t), dtype=torch.int64),
             "masks": masks_t,
             "image_id": int(index),
             "area": masks_t.flatten(1).sum(1).float(),
-            "iscrowd": torch.zeros(len(masks), dtype=torch.int64),
+            "iscrowd": torch.zeros(len(masks_t), dtype=torch.int64),
         }
         return image_to_tensor(np.ascontiguousarray(image)), target
