@@ -298,3 +298,30 @@ def test_optional_fetch_gives_none_offline(monkeypatch, tmp_path):
     assert optional_fetch("maskrcnn_resnet50_fpn_coco") is None
     names = coco_category_names()
     assert len(names) == 91 and names[1] == "person"
+
+
+def test_max_detections_lifts_the_cap_of_one_hundred_per_image():
+    """150 tiny squares, all found: AP is 100/150 of the PR curve with COCO's cap, 1 without it.
+
+    With ``maxDets = 100`` only the 100 best detections count, so recall stops at 100/150 and the
+    101-point precision is 1 up to recall 0.66 and 0 beyond: AP = 67/101 (recall levels 0.00 ... 0.66).
+    """
+    h, w = 60, 100
+    masks = np.zeros((150, h, w), np.uint8)
+    for k in range(150):
+        y, x = divmod(k, 25)
+        masks[k, 10 * y + 1:10 * y + 5, 4 * x:4 * x + 3] = 1
+    boxes = torch.from_numpy(np.stack([[4 * (k % 25), 10 * (k // 25) + 1, 4 * (k % 25) + 2, 10 * (k // 25) + 4]
+                                       for k in range(150)]).astype(np.float32))
+    target = {"boxes": boxes, "labels": torch.ones(150, dtype=torch.int64), "masks": torch.from_numpy(masks)}
+    gt = coco_ground_truth([(torch.zeros(3, h, w), target)], ("background", "nucleus"))
+    pred = {"boxes_xyxy": boxes.numpy(), "labels": np.ones(150, np.int64),
+            "scores": np.linspace(1.0, 0.5, 150).astype(np.float32), "masks": masks.astype(bool)}
+    capped = coco_evaluate(gt, [pred], iou_types=("segm",))
+    assert capped["segm_AP50"] == pytest.approx(67 / 101, abs=1e-6)
+    assert capped["segm_AP"] == pytest.approx(67 / 101, abs=1e-6)
+    full = coco_evaluate(gt, [pred], iou_types=("segm",), max_detections=300)
+    assert full["segm_AP50"] == pytest.approx(1.0) and full["segm_AP"] == pytest.approx(1.0)
+    assert full["segm_AR100"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="`max_detections` must be an int >= 10"):
+        coco_evaluate(gt, [pred], max_detections=5)

@@ -358,3 +358,18 @@ def test_labels_from_prediction_drops_small_interiors():
     assert kept.max() == 1 and (kept == 1).sum() == 36
     with pytest.raises(ValueError, match="`min_interior` must be an int >= 0"):
         nuclei.labels_from_prediction(classes, min_interior=-1)
+
+
+def test_labels_from_prediction_min_distance_splits_a_joined_interior():
+    # two 7x7 interiors joined by a 1-px bridge: one piece, two distance peaks 10 px apart
+    classes = np.zeros((11, 22), np.int64)
+    classes[1:10, 1:21] = 2
+    classes[2:9, 2:9] = 1
+    classes[2:9, 12:19] = 1
+    classes[5, 9:12] = 1
+    assert nuclei.labels_from_prediction(classes).max() == 1
+    split = nuclei.labels_from_prediction(classes, min_distance=5)
+    assert split.max() == 2 and split[5, 4] != split[5, 16]
+    assert nuclei.labels_from_prediction(classes, min_distance=12).max() == 1  # peaks closer than that: one
+    with pytest.raises(ValueError, match="`min_distance` must be an int >= 1 or None"):
+        nuclei.labels_from_prediction(classes, min_distance=0)

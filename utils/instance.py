@@ -553,7 +553,7 @@ STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", 
               "AR_small", "AR_medium", "AR_large")
 
 
-def coco_evaluate(coco_gt, predictions, iou_types=("segm", "bbox"), image_ids=None) -> dict:
+def coco_evaluate(coco_gt, predictions, iou_types=("segm", "bbox"), image_ids=None, max_detections: int = 100) -> dict:
     """COCO average precision with pycocotools (the official code) for predictions on ``coco_gt``'s images.
 
     Parameters
@@ -563,6 +563,9 @@ def coco_evaluate(coco_gt, predictions, iou_types=("segm", "bbox"), image_ids=No
     predictions : list of dict
         :func:`predict_instances` output, one per image, in ``coco_gt``'s image order.
     iou_types : sequence of {"segm", "bbox"}
+    max_detections : int
+        The most detections per image that count (COCO's ``maxDets``, 100 by default). Crowded images,
+        such as nuclei fields with hundreds of objects, need more, or recall is capped at 100 per image.
 
     Returns
     -------
@@ -570,9 +573,13 @@ def coco_evaluate(coco_gt, predictions, iou_types=("segm", "bbox"), image_ids=No
         ``"{iou_type}_{stat}"`` for each stat of :data:`STAT_NAMES` (floats in [0, 1]; pycocotools
         gives -1 where a size range holds no object), e.g. ``segm_AP`` (mean over IoU 0.50:0.95),
         ``segm_AP50``, ``segm_AP75``, ``bbox_AP``; and ``"{iou_type}_summary"``, pycocotools' printed table.
+        With ``max_detections`` other than 100, every AP and ``AR100`` use ``max_detections`` detections
+        per image (``maxDets = [1, 10, max_detections]``); pycocotools' own summary computes its first line
+        (AP) at 100 only, so that value is recomputed from its precision table at ``max_detections``.
     """
     from pycocotools.cocoeval import COCOeval
 
+    max_detections = check_int("max_detections", max_detections, 10)
     for t in iou_types:
         if t not in ("segm", "bbox"):
             raise ValueError(f"`iou_types` may hold 'segm' and 'bbox', got {t!r}")
@@ -594,12 +601,17 @@ def coco_evaluate(coco_gt, predictions, iou_types=("segm", "bbox"), image_ids=No
             coco_dt = coco_gt.loadRes([dict(d) for d in dets])
             ev = COCOeval(coco_gt, coco_dt, iouType=t)
             ev.params.imgIds = img_ids
+            ev.params.maxDets = [1, 10, max_detections]
             ev.evaluate()
             ev.accumulate()
         table = io.StringIO()
         with contextlib.redirect_stdout(table):
             ev.summarize()
-        results.update({f"{t}_{n}": float(v) for n, v in zip(STAT_NAMES, ev.stats)})
+        stats = [float(v) for v in ev.stats]
+        if max_detections != 100:  # summarize() reads AP at maxDets=100 whatever maxDets holds
+            precision = ev.eval["precision"][:, :, :, 0, 2]  # IoUs x recalls x classes, area "all", max_detections
+            stats[0] = float(precision[precision > -1].mean()) if (precision > -1).any() else -1.0
+        results.update({f"{t}_{n}": v for n, v in zip(STAT_NAMES, stats)})
         results[f"{t}_summary"] = table.getvalue()
     return results
 

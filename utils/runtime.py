@@ -226,7 +226,7 @@ def environment_report(print_it: bool = True) -> dict:
             print(f"{name:<{width}} {ver}")
         print(f"{'device':<{width}} {report['device']}")
         print(f"{'run mode':<{width}} {report['mode']}  (COURSE_MODE: smoke, default, full)")
-        print(f"{'internet':<{width}} {'online' if report['online'] else 'offline: lessons use generated scenes and skimage photos'}")
+        print(f"{'internet':<{width}} {'online' if report['online'] else 'offline: lessons use the shipped nuclei, generated scenes and skimage photos'}")
         print(f"{'colab':<{width}} {report['colab']}")
         print(f"{'data cache':<{width}} {report['data_dir']}  (COURSE_DATA moves it)")
     return report
