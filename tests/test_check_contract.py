@@ -1,6 +1,6 @@
 """The contract every check of a learner-written function keeps (lessons 01, 03-06 and 04b).
 
-Unanswered: a hint, never an exception (unless ``strict``). Not a function: a message saying so. An answer
+Unanswered: "not answered yet" and no hint, never an exception (unless ``strict``). Not a function: a message saying so. An answer
 that raises: reported as feedback, never raised into the learner's cell.
 """
 import pytest
@@ -20,10 +20,10 @@ ids = [c.__name__ for c in FUNCTION_CHECKS]
 
 
 @pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=ids)
-def test_unanswered_gives_a_hint_and_never_raises(check):
+def test_unanswered_says_so_without_a_hint_and_never_raises(check):
     fb = check(None)
     assert isinstance(fb, Feedback) and not fb.passed
-    assert "not answered yet" in str(fb) and "hint" in str(fb)
+    assert "not answered yet" in str(fb) and "hint:" not in str(fb)  # no hint, so no answer, before a first try
     assert not check(lambda *args: None).passed  # a placeholder function that returns None
 
 
@@ -62,6 +62,10 @@ def test_run_cases_reports_raised_unanswered_right_and_wrong_answers():
     calls = []
     assert run_cases(lambda n: calls.append(n), cases, judge) == ([], True)  # returns None: a placeholder
     assert calls == [1]  # the cases after a None are not run
+    # None on a later case is an answer: it does not hide what was already found wrong
+    assert run_cases(lambda n: {1: 5, 2: None, 3: 6}[n], cases, judge) == (
+        ["n=1: got 5, expected 2", "n=2: your function returned None"], False)
+    assert run_cases(lambda n: None if n == 3 else 2 * n, cases, judge) == (["n=3: your function returned None"], False)
 
 
 def test_non_finite_or_out_of_range_answers_are_reported_not_raised():

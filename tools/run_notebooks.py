@@ -122,6 +122,8 @@ TARGETS = [
     ("05_deeplab_aspp_pspnet.ipynb", "deeplab_train_s", "<=", 180),
     ("06_mask_rcnn.ipynb", "maskrcnn_mask_ap50", ">=", 0.70),
     ("06_mask_rcnn.ipynb", "maskrcnn_train_s", "<=", 240),
+    ("06_mask_rcnn.ipynb", "nuclei_maskrcnn_mask_ap50", ">=", 0.50),
+    ("06_mask_rcnn.ipynb", "nuclei_maskrcnn_train_s", "<=", 240),
 ]
 
 

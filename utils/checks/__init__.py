@@ -1,7 +1,8 @@
 """Exercise checks: each says what is right or wrong about an answer, not only pass or fail.
 
 Every check returns a :class:`Feedback` that a notebook shows as the cell's result. In a learner's cell
-an unanswered exercise (``None`` or ``...``) gets a hint, never an exception. Worked solutions call the
+an unanswered exercise (``None`` or ``...``) gets "not answered yet", never an exception, and never the
+answer: a hint comes only with the feedback on a wrong answer. Worked solutions call the
 check with ``strict=True``: a wrong solution then raises :class:`ExerciseError`, so CI catches it.
 
 The checks of each lesson live in ``utils.checks.lessonNN``.

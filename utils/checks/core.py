@@ -37,12 +37,13 @@ def feedback(exercise: str, problems: list[str], praise: str, strict: bool = Fal
     """Build the :class:`Feedback` for a check.
 
     ``problems`` lists what is wrong (empty when the answer is right); ``praise`` is said when it is right.
-    When ``answer`` is a placeholder, the verdict is "not answered yet" with the ``hint``.
+    When ``answer`` is a placeholder, the verdict is "not answered yet", and nothing more: the ``hint``
+    (which may give the method away) is shown only after a first, wrong answer, with what was wrong.
     With ``strict=True`` a failing verdict raises :class:`ExerciseError` carrying the same text.
     """
     if is_unanswered(answer):
-        result = Feedback(exercise, False, ["not answered yet: replace the placeholder with your answer."]
-                          + ([f"hint: {hint}"] if hint else []))
+        result = Feedback(exercise, False, ["not answered yet: replace the placeholder with your answer and run "
+                                            "the cell again; a hint comes with the feedback on a first try."])
     elif problems:
         result = Feedback(exercise, False, list(problems) + ([f"hint: {hint}"] if hint else []))
     else:
@@ -93,17 +94,21 @@ def run_cases(fn: Callable, cases: Iterable[tuple[str, tuple, object]],
     problems : list of str
         One message per wrong case, in the order of ``cases``.
     unanswered : bool
-        True when ``fn`` returned ``None`` (a placeholder function that is not written yet): the cases
-        after it are not run and ``problems`` is empty.
+        True when ``fn`` returned ``None`` on the first case (a placeholder function that is not written
+        yet): nothing else is run and ``problems`` is empty. ``None`` on a later case is an answer like any
+        other: it is reported for that case, after the problems already found.
     """
     problems: list[str] = []
-    for label, args, context in cases:
+    for position, (label, args, context) in enumerate(cases):
         got, error = call_answer(fn, *args)
         if error:
             problems.append(raised(label, error, context))
             continue
         if got is None:
-            return [], True
+            if position == 0:
+                return [], True
+            problems.append(f"{label}: your function returned None")
+            continue
         problem = judge(label, got, context)
         if problem is not None:
             problems.append(problem)
