@@ -435,3 +435,25 @@ def test_live_controls_outside_a_kernel_does_nothing():
         live_controls(lambda t=1: None)
     with pytest.raises(ValueError, match="`draw` must be a function"):
         live_controls("show", t=(0, 5, 1))
+
+
+def test_coin_check_compares_positions_not_only_a_count_of_round_blobs():
+    """24 round, coin-sized discs away from the border pass every shape test but lie where no coin is."""
+    from skimage import data, draw
+
+    from utils.checks.lesson02 import _reference_coins
+
+    reference = _reference_coins()
+    assert reference.max() == 24
+    assert check_coin_labels(reference, strict=True).passed
+    fake = np.zeros(data.coins().shape, np.int32)
+    for k in range(24):
+        rr, cc = draw.disk((40 + 45 * (k // 8), 30 + 45 * (k % 8)), 18, shape=fake.shape)
+        fake[rr, cc] = k + 1
+    fb = check_coin_labels(fake)
+    assert not fb.passed
+    problems = [m for m in fb.messages if not m.startswith("hint:")]
+    assert len(problems) == 2, problems                                 # only the two position messages
+    assert "not covered by any one of your objects" in problems[0] and "do not sit on a coin" in problems[1]
+    shifted = np.roll(reference, 30, axis=1)                            # right shapes, 30 px off
+    assert "not covered" in str(check_coin_labels(shifted))

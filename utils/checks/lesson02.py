@@ -15,13 +15,41 @@ def _describe(props, k: int = 4) -> str:
     return ", ".join(parts) + (f" and {len(props) - k} more" if len(props) > k else "")
 
 
+def _reference_coins() -> np.ndarray:
+    """A label image of the 24 coins (the lesson's worked solution), to check where the learner's objects are."""
+    from scipy import ndimage as ndi
+    from skimage import data, filters, measure, morphology, segmentation
+
+    coins = data.coins()
+    bright = coins > filters.threshold_local(coins, block_size=151, offset=-5)
+    solid = morphology.opening(ndi.binary_fill_holes(morphology.closing(bright, morphology.disk(2))),
+                               morphology.disk(3))
+    pieces = segmentation.clear_border(measure.label(solid))
+    big = np.bincount(pieces.ravel()) >= _COIN_AREA[0]
+    big[0] = False
+    return measure.label(big[pieces])
+
+
+def _where(labels: np.ndarray, ids, k: int = 4) -> str:
+    """``(row 120, col 40)`` for the first ``k`` objects of ``ids`` in ``labels``."""
+    from scipy import ndimage as ndi
+
+    ids = list(ids)
+    centres = ndi.center_of_mass(np.ones_like(labels), labels, ids[:k])
+    parts = [f"(row {r:.0f}, col {c:.0f})" for r, c in centres]
+    return ", ".join(parts) + (f" and {len(ids) - k} more" if len(ids) > k else "")
+
+
 def check_coin_labels(labels: np.ndarray | None, strict: bool = False) -> Feedback:
     """Exercise 02.1: label every coin of ``skimage.data.coins()`` once.
 
     ``labels`` is an ``(H, W)`` integer label image of the photo's shape: 0 for background, one positive id
     per coin (ids need not be consecutive). The photo holds 24 coins. Beyond the count, each labelled object
     must look like one coin: one connected piece (8-connectivity), no holes, between 400 and 5 000 pixels, round
-    (solidity >= 0.9), and clear of the image border (no coin touches it).
+    (solidity >= 0.9), and clear of the image border (no coin touches it). And it must be *where a coin is*:
+    every coin of a reference labelling must be covered by one of the learner's objects with IoU > 0.5, and
+    every object must cover a coin (``utils.instance_metrics.match_labels``), so 24 round blobs in the wrong
+    places do not pass.
     """
     from scipy import ndimage as ndi
     from skimage import data, measure
@@ -81,7 +109,22 @@ def check_coin_labels(labels: np.ndarray | None, strict: bool = False) -> Feedba
         problems.append(f"{len(odd)} object(s) are far from round ({_describe(odd)}): a bite missing where a dark "
                         "detail reaches the rim (a closing before filling holes mends it), or background or a "
                         "neighbour attached (an opening cuts it off)")
-    return feedback(name, problems, f"{COINS_IN_PHOTO} coins, each one round piece of plausible size", strict, hint)
+    from ..instance_metrics import match_labels
+
+    reference = _reference_coins()
+    matched = match_labels(reference, arr.astype(np.int64))
+    hit_true = {t for t, _, _ in matched["matches"]}
+    hit_pred = {p for _, p, _ in matched["matches"]}
+    missed = [int(i) for i in np.unique(reference) if i and i not in hit_true]
+    stray = [int(i) for i in np.unique(arr) if i and i not in hit_pred]
+    if missed:
+        problems.append(f"{len(missed)} coin(s) are not covered by any one of your objects with IoU > 0.5, the coins at "
+                        f"{_where(reference, missed)}: missed, merged with a neighbour, or only partly covered")
+    if stray:
+        problems.append(f"{len(stray)} of your objects do not sit on a coin (IoU > 0.5 with none), at "
+                        f"{_where(arr.astype(np.int64), stray)}")
+    return feedback(name, problems, f"{COINS_IN_PHOTO} coins, each one round piece of plausible size, each on a coin",
+                    strict, hint)
 
 
 def two_touching_discs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
