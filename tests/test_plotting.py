@@ -28,7 +28,8 @@ def test_overlay_keeps_background_and_blends_classes():
     mask = np.array([[0, 1], [2, 255]])
     out = plotting.overlay_mask(img, mask, alpha=0.5)
     assert np.allclose(out[0, 0], 1.0)  # background untouched
-    assert np.allclose(out[0, 1], (0.5 + 0.5 * 128 / 255, 0.5, 0.5))  # half white, half dark red
+    red = plotting.course_palette()[1] / 255.0
+    assert np.allclose(out[0, 1], 0.5 + 0.5 * red)  # half white, half the class colour
     assert np.allclose(out[1, 1], 0.5)  # ignored pixel blended with black
 
 
@@ -74,3 +75,54 @@ def test_figures_draw():
 def test_bad_inputs_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_overlay_outline_paints_region_edges_in_the_class_colour():
+    img = np.zeros((6, 6, 3), np.uint8)
+    mask = np.zeros((6, 6), int)
+    mask[1:5, 1:5] = 2
+    out = plotting.overlay_mask(img, mask, alpha=0.5, outline=1)
+    green = plotting.course_palette(3)[2] / 255.0
+    assert np.allclose(out[1, 1], green) and np.allclose(out[1, 3], green)   # the ring: full class colour
+    assert np.allclose(out[2, 2], 0.5 * green)                                # the inside: blended
+    assert np.allclose(out[0, 0], 0.0)                                        # background untouched
+    plain = plotting.overlay_mask(img, mask, alpha=0.5)
+    assert np.allclose(plain[1, 1], 0.5 * green)
+
+
+def test_instance_labels_do_not_overlap():
+    import matplotlib.pyplot as plt
+
+    masks = np.zeros((6, 64, 64), bool)
+    boxes = []
+    for k in range(6):                     # six boxes whose top-left corners nearly coincide
+        masks[k, 10 + k:30 + k, 10 + k:30 + k] = True
+        boxes.append([10 + k, 10 + k, 29 + k, 29 + k])
+    fig, ax = plt.subplots(figsize=(3, 3))
+    plotting.draw_instances(np.zeros((64, 64, 3), np.uint8), masks, np.array(boxes, float), np.ones(6, int),
+                            ["bg", "thing"], scores=np.linspace(0.9, 0.4, 6), ax=ax)
+    renderer = fig.canvas.get_renderer()
+    extents = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(extents) == 6
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])
+    plt.close(fig)
+
+
+def test_overlay_outline_width_and_errors():
+    mask = np.zeros((8, 8), int)
+    mask[1:7, 1:7] = 1
+    out = plotting.overlay_mask(np.zeros((8, 8, 3), np.uint8), mask, alpha=0.0, outline=2)
+    painted = out.any(axis=2)
+    assert painted[1:7, 1:7].sum() == 36 - 4 and not painted[3:5, 3:5].any()   # a 2-px ring around a 2x2 centre
+    with pytest.raises(ValueError, match="`outline` must be an int >= 0"):
+        plotting.overlay_mask(np.zeros((8, 8, 3), np.uint8), mask, outline=-1)
+
+
+def test_course_palette_first_classes_are_far_apart_and_the_rest_is_voc():
+    p = plotting.course_palette().astype(int)
+    assert tuple(p[0]) == (0, 0, 0) and tuple(p[1]) == (213, 94, 0) and tuple(p[3]) == (240, 228, 66)
+    first = p[:8]
+    distances = np.sqrt(((first[:, None] - first[None]) ** 2).sum(-1))
+    assert distances[np.triu_indices(8, 1)].min() > 60
+    np.testing.assert_array_equal(p[8:], plotting.voc_palette()[8:])
+    assert plotting.course_palette(3).shape == (3, 3)

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .validation import check_int
+
 
 def voc_palette(num_classes: int = 256) -> np.ndarray:
     """The Pascal VOC colour map: ``(num_classes, 3)`` uint8 RGB, class 0 black, 1 dark red, 2 green, ..."""
@@ -29,6 +31,33 @@ def voc_palette(num_classes: int = 256) -> np.ndarray:
             b |= ((c >> 2) & 1) << (7 - j)
             c >>= 3
         palette[k] = (r, g, b)
+    return palette
+
+
+# Okabe and Ito's colour-blind-safe colours for the first classes, far apart from one another: the
+# generated scenes' disc, square and triangle are red, blue and yellow in every lesson.
+_FIRST_COLOURS = np.array([
+    (0, 0, 0),          # 0 background: black
+    (213, 94, 0),       # 1 vermillion (red)
+    (0, 114, 178),      # 2 blue
+    (240, 228, 66),     # 3 yellow
+    (0, 158, 115),      # 4 bluish green
+    (204, 121, 167),    # 5 reddish purple
+    (86, 180, 233),     # 6 sky blue
+    (230, 159, 0),      # 7 orange
+], np.uint8)
+
+
+def course_palette(num_classes: int = 256) -> np.ndarray:
+    """The course's class colours: ``(num_classes, 3)`` uint8 RGB, used by every figure by default.
+
+    Classes 0 to 7 take Okabe and Ito's colour-blind-safe set (0 black, 1 red, 2 blue, 3 yellow, 4 bluish
+    green, 5 reddish purple, 6 sky blue, 7 orange), chosen to be far apart so that a class stays readable
+    when blended over an image; classes from 8 on take the VOC colour map's.
+    """
+    palette = voc_palette(num_classes)
+    k = min(num_classes, len(_FIRST_COLOURS))
+    palette[:k] = _FIRST_COLOURS[:k]
     return palette
 
 
@@ -74,8 +103,8 @@ def _check_mask(mask, name="mask", shape=None, num_classes=None, ignore_index=No
 
 
 def colorize_mask(mask, palette=None, ignore_index: int | None = 255) -> np.ndarray:
-    """Turn a label map into an ``(H, W, 3)`` uint8 RGB picture with the palette (VOC's by default)."""
-    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+    """Turn a label map into an ``(H, W, 3)`` uint8 RGB picture with the palette (:func:`course_palette` by default)."""
+    palette = course_palette() if palette is None else np.asarray(palette, np.uint8)
     mask = _check_mask(mask, num_classes=len(palette), ignore_index=ignore_index)
     out = palette[np.where(mask == ignore_index, 0, mask) if ignore_index is not None else mask]
     if ignore_index is not None:
@@ -84,13 +113,17 @@ def colorize_mask(mask, palette=None, ignore_index: int | None = 255) -> np.ndar
 
 
 def overlay_mask(image, mask, alpha: float = 0.5, palette=None, ignore_index: int | None = 255,
-                 skip_background: bool = True) -> np.ndarray:
+                 skip_background: bool = True, outline: int = 0) -> np.ndarray:
     """Blend a coloured label map over an image; returns ``(H, W, 3)`` float RGB in [0, 1].
 
-    Background (class 0) stays unblended when ``skip_background`` so the photo shows through.
+    Background (class 0) stays unblended when ``skip_background`` so the photo shows through. With
+    ``outline`` > 0, a band of that many pixels along the inside of each labelled region's edge is painted
+    in the class's full colour, so the class stays readable where the image's own colour shows through the
+    blend (an orange shape under the green "square" class can look like olive, the "triangle" colour).
     """
     if not 0 <= alpha <= 1:
         raise ValueError(f"`alpha` must be in [0, 1], got {alpha}")
+    outline = check_int("outline", outline, 0)
     img = _as_float_image(image)
     colours = colorize_mask(mask, palette, ignore_index).astype(np.float32) / 255.0
     mask = np.asarray(mask)
@@ -98,7 +131,22 @@ def overlay_mask(image, mask, alpha: float = 0.5, palette=None, ignore_index: in
         raise ValueError(f"`mask` (shape {mask.shape}) must have the image's height and width {img.shape[:2]}")
     blend = (1 - alpha) * img + alpha * colours
     keep = (mask == 0) if skip_background else np.zeros(mask.shape, bool)
-    return np.where(keep[..., None], img, blend)
+    out = np.where(keep[..., None], img, blend)
+    if outline:
+        from skimage.segmentation import find_boundaries
+
+        edge = find_boundaries(mask, mode="inner")
+        for _ in range(outline - 1):   # thicker: the pixels next to the edge inside the same region
+            grown = edge.copy()
+            for axis, step in ((0, 1), (0, -1), (1, 1), (1, -1)):
+                moved = np.roll(edge, step, axis=axis) & (np.roll(mask, step, axis=axis) == mask)
+                grown |= moved
+            edge = grown
+        edge &= ~keep
+        if ignore_index is not None:
+            edge &= mask != ignore_index
+        out[edge] = colours[edge]
+    return out
 
 
 def _legend(ax, class_names, palette, present=None):
@@ -112,15 +160,19 @@ def _legend(ax, class_names, palette, present=None):
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
-def show_mask(image, mask, class_names: Sequence[str] | None = None, alpha: float = 0.5, palette=None,
+def show_mask(image, mask, class_names: Sequence[str] | None = None, alpha: float = 0.6, palette=None,
               title: str | None = None, ax=None, legend: bool = True, ignore_index: int | None = 255):
-    """Draw ``mask`` over ``image`` with a legend of the class names present; returns the axes."""
+    """Draw ``mask`` over ``image`` (filled and outlined in the class colours) with a legend of the classes present.
+
+    Returns the axes.
+    """
     import matplotlib.pyplot as plt
 
-    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+    palette = course_palette() if palette is None else np.asarray(palette, np.uint8)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(overlay_mask(image, mask, alpha, palette, ignore_index))
+    width = max(1, round(max(np.asarray(mask).shape) / 100))  # about 1% of the image: visible at any size
+    ax.imshow(overlay_mask(image, mask, alpha, palette, ignore_index, outline=width))
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
@@ -157,6 +209,7 @@ def draw_instances(image, instance_masks, boxes_xyxy=None, labels=None, class_na
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     cmap = colormaps["tab10"]
+    labels_drawn = []
     canvas = img.copy()
     for i in np.flatnonzero(keep):
         colour = np.array(cmap(i % 10)[:3])
@@ -176,12 +229,33 @@ def draw_instances(image, instance_masks, boxes_xyxy=None, labels=None, class_na
             if scores is not None:
                 text += f" {float(np.asarray(scores)[i]):.2f}"
             if text:
-                ax.text(x0, y0 - 1, text.strip(), color="white", fontsize=7, va="bottom",
-                        bbox=dict(facecolor=colour, alpha=0.8, pad=1, lw=0))
+                labels_drawn.append(ax.text(x0, y0 - 1, text.strip(), color="white", fontsize=7, va="bottom",
+                                            bbox=dict(facecolor=colour, alpha=0.8, pad=1, lw=0)))
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
+    _separate_labels(ax, labels_drawn)
     return ax
+
+
+def _separate_labels(ax, texts, max_moves: int = 40) -> None:
+    """Move text labels down, one label height at a time, until none overlaps an earlier one."""
+    if len(texts) < 2:
+        return
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for text in texts:
+        for _ in range(max_moves):
+            box = text.get_window_extent(renderer).expanded(1.0, 1.05)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = text.get_position()
+            # one label height, in data units (image axes: y grows downwards)
+            y0 = ax.transData.inverted().transform((0, box.y0))[1]
+            y1 = ax.transData.inverted().transform((0, box.y1))[1]
+            text.set_position((x, y + abs(y1 - y0)))
+        placed.append(text.get_window_extent(renderer))
 
 
 def error_map(truth, prediction, ignore_index: int | None = 255) -> np.ndarray:
@@ -241,7 +315,7 @@ def show_predictions(images, truths, predictions=None, class_names=None, palette
     if class_names is not None:  # one legend for the whole grid, right of the last column
         from matplotlib.patches import Patch
 
-        colours = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+        colours = course_palette() if palette is None else np.asarray(palette, np.uint8)
         handles = [Patch(facecolor=colours[k] / 255.0, edgecolor="k", label=f"{k} {name}")
                    for k, name in enumerate(class_names)]
         fig.subplots_adjust(right=0.86)

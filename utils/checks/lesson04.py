@@ -1,9 +1,10 @@
-"""Checks for notebook 04 (FCN and U-Net): the output size of a transposed convolution, cropping a skip."""
+"""Checks for notebook 04 (FCN and U-Net): the output size of a transposed convolution, cropping a skip,
+and U-Net's decoder step."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
 
 
 # ------------------------------------------------------------------------------ transposed convolution
@@ -150,3 +151,259 @@ def check_center_crop(center_crop: Callable | None, strict: bool = False) -> Fee
     if unanswered:
         return feedback(name, [], "", strict, hint, None)
     return feedback(name, problems, f"right on all {len(_CROP_CASES)} cases, odd differences included", strict, hint)
+
+
+# ------------------------------------------------------------------------------------ decoder step
+
+# (in_channels, out_channels): U-Net's halving first, then a pair where in_channels != 2 * out_channels, so
+# that the first 3x3 convolution must be sized from the concatenation, not from in_channels.
+_UP_PAIRS = [(16, 8), (8, 4), (12, 5)]
+# (h, w) of the deeper features x; the skip and the output are (2h, 2w)
+_UP_SIZES = [(4, 4), (6, 8)]
+
+
+def _layers(module, kind) -> list:
+    """The sub-modules of ``module`` whose type is exactly ``kind``, in registration order."""
+    return [m for m in module.modules() if type(m) is kind]
+
+
+def _copy_reference_weights(reference, module) -> bool:
+    """Copy ``reference``'s parameters and buffers into ``module``; return False when they do not line up.
+
+    First in registration order, as ``module.load_state_dict(dict(zip(module.state_dict(),
+    reference.state_dict().values())))`` does, when every shape matches; otherwise layer type by layer type
+    (transposed convolutions, convolutions, batch norms, each in registration order), so that a module which
+    registers its layers in another order than it uses them is still compared fairly.
+    """
+    import torch
+    from torch import nn
+
+    ours, theirs = module.state_dict(), reference.state_dict()
+    if len(ours) == len(theirs) and all(a.shape == b.shape for a, b in zip(ours.values(), theirs.values())):
+        module.load_state_dict(dict(zip(ours, theirs.values())))
+        return True
+    pairs, covered = [], 0
+    for kind in (nn.ConvTranspose2d, nn.Conv2d, nn.BatchNorm2d):
+        mine, ref = _layers(module, kind), _layers(reference, kind)
+        if len(mine) != len(ref):
+            return False
+        for m, r in zip(mine, ref):
+            ms, rs = m.state_dict(), r.state_dict()
+            if ms.keys() != rs.keys() or any(ms[k].shape != rs[k].shape for k in ms):
+                return False
+            pairs.append((m, rs))
+            covered += len(ms)
+    if covered != len(ours):  # parameters outside these layers: nothing to copy them from
+        return False
+    with torch.no_grad():
+        for m, rs in pairs:
+            m.load_state_dict(rs)
+    return True
+
+
+def _randomise_batch_norms(module) -> None:
+    """Give every BatchNorm2d non-trivial statistics and affine parameters, so that eval mode is not identity."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for bn in _layers(module, nn.BatchNorm2d):
+            bn.running_mean.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.bias.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+
+
+def _up_step_structure(module, cin: int, cout: int) -> str | None:
+    """What is wrong in the layers of a decoder step (judged from its sub-modules), or None if nothing shows."""
+    from torch import nn
+
+    ups = _layers(module, nn.ConvTranspose2d)
+    if not ups:
+        return ("there is no nn.ConvTranspose2d: upsample with nn.ConvTranspose2d(in_channels, out_channels, "
+                "kernel_size=2, stride=2)")
+    up = ups[0]
+    if up.in_channels != cin or up.out_channels != cout:
+        return (f"the transposed convolution maps {up.in_channels} -> {up.out_channels} channels; it takes "
+                f"in_channels={cin} to out_channels={cout}, so that with the skip's {cout} the concatenation "
+                f"has 2 * out_channels = {2 * cout}")
+    if up.kernel_size != (2, 2) or up.stride != (2, 2) or up.padding != (0, 0):
+        return (f"the transposed convolution has kernel_size={up.kernel_size[0]}, stride={up.stride[0]}, "
+                f"padding={up.padding[0]}; kernel_size=2, stride=2 (no padding) doubles h and w exactly")
+    if up.bias is None:
+        return ("the transposed convolution has no bias: keep nn.ConvTranspose2d's default bias=True "
+                f"({cout} parameters; no BatchNorm follows it directly)")
+    convs = _layers(module, nn.Conv2d)
+    if len(convs) != 2:
+        return f"found {len(convs)} nn.Conv2d layer(s); the step has two 3x3 convolutions after the concatenation"
+    first, second = convs
+    if first.in_channels != 2 * cout:
+        if first.in_channels == cin:
+            return (f"the first 3x3 convolution takes in_channels={cin} channels, but the concatenation of skip "
+                    f"({cout}) and upsampled ({cout}) has 2 * out_channels = {2 * cout}; the two are equal only "
+                    f"when in_channels = 2 * out_channels")
+        return (f"the first 3x3 convolution takes {first.in_channels} channels; the concatenation of skip "
+                f"({cout}) and upsampled ({cout}) has 2 * out_channels = {2 * cout}")
+    if first.out_channels != cout or second.in_channels != cout or second.out_channels != cout:
+        return (f"the 3x3 convolutions map {first.in_channels} -> {first.out_channels} and {second.in_channels} -> "
+                f"{second.out_channels} channels; they should map {2 * cout} -> {cout} and {cout} -> {cout}")
+    for conv in convs:
+        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.dilation != (1, 1):
+            return (f"a convolution has kernel_size={conv.kernel_size[0]}, padding={conv.padding[0]}, "
+                    f"stride={conv.stride[0]}, dilation={conv.dilation[0]}; both are 3x3 with padding 1 (stride 1), "
+                    "which keeps the size")
+    if any(conv.bias is not None for conv in convs):
+        return ("the 3x3 convolutions have a bias: pass bias=False, as a bias right before BatchNorm is redundant "
+                f"(BatchNorm subtracts the mean and adds its own bias), {cout} parameters each")
+    bns = _layers(module, nn.BatchNorm2d)
+    if len(bns) != 2:
+        return (f"found {len(bns)} nn.BatchNorm2d layer(s); each of the two 3x3 convolutions is followed by "
+                f"BatchNorm2d(out_channels) and ReLU (two BatchNorms are 4 * out_channels = {4 * cout} "
+                "parameters: a weight and a bias per channel each)")
+    if any(bn.num_features != cout for bn in bns):
+        return f"the BatchNorm2d layers have {[bn.num_features for bn in bns]} features; each normalises {cout}"
+    return None
+
+
+def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedback:
+    """Exercise 04.3: ``MyUpStep(in_channels, out_channels)``, U-Net's decoder step, as an ``nn.Module`` class.
+
+    ``forward(x, skip)`` takes ``x`` ``(B, in_channels, h, w)`` and ``skip`` ``(B, out_channels, 2h, 2w)``
+    (float32) and returns ``(B, out_channels, 2h, 2w)``: a 2x2 transposed convolution with stride 2 from
+    ``in_channels`` to ``out_channels``, ``torch.cat([skip, upsampled], dim=1)``, then two 3x3 convolutions
+    (padding 1, no bias), each followed by BatchNorm and ReLU: ``utils.models._Up(in_channels, out_channels,
+    norm="batch", upsample="transpose", skip=True)``.
+
+    For three channel pairs the check builds the class, runs it in eval mode on inputs of two sizes,
+    compares the shapes and the parameter count with the reference, then copies the reference's weights
+    (and BatchNorm statistics) into it and compares the outputs on a fixed random input to 1e-5.
+    """
+    import torch
+    from torch import nn
+
+    from ..models import _Up
+
+    name = "U-Net's decoder step"
+    hint = ("the transposed convolution already brings in_channels down to out_channels, so "
+            "torch.cat([skip, upsampled], dim=1) has 2 * out_channels channels: that is what the first 3x3 "
+            "convolution takes, whatever in_channels is. Each 3x3 convolution has bias=False and is followed by "
+            "BatchNorm2d(out_channels) and ReLU.")
+    if is_unanswered(up_step_class):
+        return feedback(name, [], "", strict, hint, up_step_class)
+    if not callable(up_step_class):
+        return feedback(name, [f"expected a function or class MyUpStep(in_channels, out_channels) that builds an "
+                               f"nn.Module, got {type(up_step_class).__name__}"], "", strict, hint)
+    if isinstance(up_step_class, nn.Module):
+        return feedback(name, [f"got a module, an instance of {type(up_step_class).__name__}: pass the class "
+                               "itself (MyUpStep, not MyUpStep(...)), the check builds it for several channel "
+                               "counts"], "", strict, hint)
+    label_of = getattr(up_step_class, "__name__", "MyUpStep")
+
+    def inputs(cin, cout, h, w, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(2, cin, h, w, generator=g), torch.randn(2, cout, 2 * h, 2 * w, generator=g)
+
+    def attempt(cin, cout, state):
+        module = up_step_class(cin, cout)
+        if module is None:
+            return None
+        state["module"] = module
+        if not isinstance(module, nn.Module):
+            return module
+        module.eval()
+        outputs = []
+        for h, w in _UP_SIZES:
+            x, skip = inputs(cin, cout, h, w)
+            state["stage"] = f"forward(x {tuple(x.shape)}, skip {tuple(skip.shape)})"
+            with torch.no_grad():
+                out = module(x, skip)
+            if out is None:
+                return None
+            outputs.append(out)
+        return outputs
+
+    def raised(label, error, state):
+        if state["module"] is None:
+            msg = f"{label}: building it raised {error}"
+            if "Module.__init__() call" in error:
+                msg += " - call super().__init__() first thing in __init__, before creating the layers"
+            return msg
+        msg = f"{label}: {state['stage']} raised {error}"
+        problem = _up_step_structure(state["module"], state["cin"], state["cout"])
+        if problem:
+            msg += f" - {problem}"
+        elif "Sizes of tensors must match" in error or "channels" in error:
+            msg += " - concatenate on the channel axis: torch.cat([skip, upsampled], dim=1)"
+        return msg
+
+    def judge(label, outputs, state):
+        module, cin, cout = state["module"], state["cin"], state["cout"]
+        if not isinstance(module, nn.Module):
+            return (f"{label}: built a {type(module).__name__}, not an nn.Module: write class MyUpStep(nn.Module) "
+                    "and call super().__init__() first")
+        for (h, w), out in zip(_UP_SIZES, outputs):
+            if not isinstance(out, torch.Tensor):
+                return f"{label}: forward returned {type(out).__name__}; return a tensor"
+            want = (2, cout, 2 * h, 2 * w)
+            if tuple(out.shape) != want:
+                msg = (f"{label}: x {(2, cin, h, w)} and skip {(2, cout, 2 * h, 2 * w)} gave {tuple(out.shape)}, "
+                       f"expected {want}")
+                problem = _up_step_structure(module, cin, cout)
+                return msg + (f" - {problem}" if problem else "")
+        reference = _Up(cin, cout, norm="batch", upsample="transpose", skip=True)
+        n_mine = sum(p.numel() for p in module.parameters())
+        n_ref = sum(p.numel() for p in reference.parameters())
+        if n_mine != n_ref:
+            msg = f"{label}: {n_mine:,} parameters, the reference has {n_ref:,} ({n_mine - n_ref:+,})"
+            problem = _up_step_structure(module, cin, cout)
+            return msg + (f" - {problem}" if problem else "")
+        _randomise_batch_norms(reference)
+        reference.eval()
+        if not _copy_reference_weights(reference, module):
+            return (f"{label}: the right number of parameters, but the reference's weights cannot be copied into "
+                    "yours layer by layer: use one nn.ConvTranspose2d, two nn.Conv2d and two nn.BatchNorm2d")
+        module.eval()
+        x, skip = inputs(cin, cout, 4, 6, seed=1)
+        got, error = call_answer(module, x, skip)
+        if error:
+            return f"{label}: with the reference's weights, forward raised {error}"
+        with torch.no_grad():
+            want = reference(x, skip)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return f"{label}: with the reference's weights, forward returned something else than a {tuple(want.shape)} tensor"
+        got = got.detach()
+        if torch.allclose(got, want, atol=1e-5, rtol=0):
+            return None
+        msg = (f"{label}: right shapes and parameter count, but with the reference's weights the outputs differ "
+               f"(largest difference {(got - want).abs().max().item():.2g})")
+        with torch.no_grad():  # the usual slips, computed with the reference's layers
+            up = reference.up(x)
+            swapped = reference.conv(torch.cat([up, skip], dim=1))
+            no_last_relu = nn.Sequential(*list(reference.conv)[:-1])(torch.cat([skip, up], dim=1))
+            other_skip, _ = call_answer(module, x, torch.randn(skip.shape, generator=torch.Generator().manual_seed(2)))
+        if torch.allclose(got, swapped, atol=1e-5, rtol=0):
+            msg += (" - skip and upsampled are concatenated in the other order: the shapes match either way, but "
+                    "the first convolution's weights then meet the wrong halves; put the skip first, "
+                    "torch.cat([skip, upsampled], dim=1), as utils.models._Up does")
+        elif torch.allclose(got, no_last_relu, atol=1e-5, rtol=0):
+            msg += " - the output has negative values: the ReLU after the last BatchNorm is missing"
+        elif isinstance(other_skip, torch.Tensor) and torch.equal(got, other_skip.detach()):
+            msg += " - the output does not depend on `skip`: concatenate it with the upsampled x"
+        else:
+            msg += " - check the order transposed conv -> concatenation -> conv, BatchNorm, ReLU (twice)"
+        return msg
+
+    def cases():
+        for cin, cout in _UP_PAIRS:
+            state = {"cin": cin, "cout": cout, "module": None, "stage": "building it"}
+            yield f"{label_of}({cin}, {cout})", (cin, cout, state), state
+
+    with torch.random.fork_rng(devices=[]):  # building the modules draws random weights: leave the caller's RNG alone
+        torch.manual_seed(0)
+        problems, unanswered = run_cases(attempt, cases(), judge, raised)
+    if unanswered:
+        return feedback(name, [], "", strict, hint, None)
+    return feedback(name, problems, f"right shapes, parameter count and outputs (with the reference's weights) for "
+                    f"all {len(_UP_PAIRS)} channel pairs: the same function as utils.models' decoder step",
+                    strict, hint)
