@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from utils.checks import ExerciseError
 from utils.checks.lesson03 import check_dice_from_confusion, check_focal_loss
-from utils.checks.lesson04 import check_center_crop, check_transposed_output_size
+from utils.checks.lesson04 import check_center_crop, check_transposed_output_size, check_up_step
 
 
 # ------------------------------------------------------------------------------------------- 03.1 Dice
@@ -207,3 +208,129 @@ def test_crop_drops_the_batch_dimension():
 def test_crop_returns_numpy():
     fb = check_center_crop(lambda x, size: crop_right(x, size).numpy())
     assert not fb.passed and "return a tensor" in str(fb)
+
+
+# ------------------------------------------------------------------------------------ 04.3 decoder step
+
+
+def two_convs(c_in, c_out, bias=False, norm=True, last_relu=True):
+    """Two 3x3 convolutions, each followed by BatchNorm (unless ``norm`` is False) and ReLU."""
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)] + ([nn.BatchNorm2d(c_out)] if norm else [])
+    layers += [nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias)]
+    layers += ([nn.BatchNorm2d(c_out)] if norm else []) + ([nn.ReLU(inplace=True)] if last_relu else [])
+    return nn.Sequential(*layers)
+
+
+class UpRight(nn.Module):
+    """The decoder step of section 5, written again."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.conv = two_convs(2 * out_channels, out_channels)
+
+    def forward(self, x, skip):
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UpLayersRegisteredOutOfOrder(nn.Module):
+    """Right, but the layers are registered in another order than they are used: compared layer type by type."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(out_channels), nn.BatchNorm2d(out_channels)
+        self.conv1 = nn.Conv2d(2 * out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+
+    def forward(self, x, skip):
+        x = torch.cat([skip, self.up(x)], dim=1)
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+def up_variant(up_channels=None, first_in=None, up_kernel=2, up_bias=True, up_first=False, cat_dim=1,
+               ignore_skip=False, **conv_options):
+    """A decoder step with one thing changed; ``up_channels`` and ``first_in`` map (in, out) to channel counts."""
+
+    class Variant(nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            up_out = up_channels(in_channels, out_channels) if up_channels else out_channels
+            self.up = nn.ConvTranspose2d(in_channels, up_out, up_kernel, stride=2, bias=up_bias)
+            c_in = first_in(in_channels, out_channels) if first_in else 2 * out_channels
+            self.conv = two_convs(c_in, out_channels, **conv_options)
+
+        def forward(self, x, skip):
+            up = self.up(x)
+            parts = [up, up if ignore_skip else skip]
+            return self.conv(torch.cat(parts if up_first else parts[::-1], dim=cat_dim))
+
+    return Variant
+
+
+class UpPlaceholder(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+
+    def forward(self, x, skip):
+        return None
+
+
+class UpWithoutSuper(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+
+
+def test_up_step_correct():
+    fb = check_up_step(UpRight, strict=True)
+    assert fb.passed and "same function" in str(fb)
+
+
+def test_up_step_course_module_and_layers_registered_out_of_order():
+    from utils.models import _Up
+
+    assert check_up_step(lambda i, o: _Up(i, o, norm="batch", upsample="transpose", skip=True), strict=True).passed
+    assert check_up_step(UpLayersRegisteredOutOfOrder, strict=True).passed
+
+
+def test_up_step_leaves_the_random_state_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    check_up_step(UpRight)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (up_variant(up_first=True), "concatenated in the other order"),
+    (up_variant(up_channels=lambda i, o: i, first_in=lambda i, o: i + o), "the transposed convolution maps 16 -> 16"),
+    (up_variant(up_channels=lambda i, o: i), "so that with the skip's 8 the concatenation has 2 * out_channels = 16"),
+    (up_variant(first_in=lambda i, o: i), "equal only when in_channels = 2 * out_channels"),
+    (up_variant(up_kernel=4), "kernel_size=2, stride=2 (no padding) doubles h and w"),
+    (up_variant(up_bias=False), "keep nn.ConvTranspose2d's default bias=True"),
+    (up_variant(bias=True), "pass bias=False"),
+    (up_variant(norm=False), "found 0 nn.BatchNorm2d layer(s)"),
+    (up_variant(last_relu=False), "the ReLU after the last BatchNorm is missing"),
+    (up_variant(cat_dim=0), "concatenate on the channel axis"),
+    (up_variant(ignore_skip=True), "the output does not depend on `skip`"),
+    (UpWithoutSuper, "call super().__init__() first"),
+    (UpRight(16, 8), "pass the class itself"),
+])
+def test_up_step_wrong_answers_are_explained(wrong, message):
+    fb = check_up_step(wrong)
+    assert not fb.passed and message in str(fb) and "hint:" in str(fb)
+    with pytest.raises(ExerciseError, match="U-Net's decoder step"):
+        check_up_step(wrong, strict=True)
+
+
+def test_up_step_missing_batch_norm_counts_the_parameters():
+    fb = str(check_up_step(up_variant(norm=False)))
+    assert "Variant(16, 8): 2,248 parameters, the reference has 2,280 (-32)" in fb  # 4 * out_channels
+    assert "4 * out_channels = 32 parameters" in fb
+
+
+def test_up_step_placeholder_class_is_unanswered():
+    fb = check_up_step(UpPlaceholder)
+    assert not fb.passed and "not answered yet" in str(fb) and "hint:" not in str(fb)
+    with pytest.raises(ExerciseError, match="not answered"):
+        check_up_step(UpPlaceholder, strict=True)

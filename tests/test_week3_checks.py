@@ -1,9 +1,11 @@
 """Checks of notebooks 05 and 06: correct answers pass, known-wrong answers get a message saying what is wrong."""
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from utils.checks import ExerciseError
-from utils.checks.lesson05 import check_receptive_field, check_same_padding
+from utils.checks.lesson05 import check_aspp_branch, check_receptive_field, check_same_padding
 from utils.checks.lesson06 import check_bilinear_sample, check_greedy_match, roi_align_point
 
 
@@ -53,6 +55,77 @@ def test_same_padding_correct():
 def test_same_padding_wrong_answers_are_explained(wrong, message):
     fb = check_same_padding(wrong)
     assert not fb.passed and message in str(fb)
+
+
+# ----------------------------------------------------------------------------- 05.3 one ASPP branch
+
+def branch(padding=lambda r: r, dilation=lambda r: r, kernel_size=3, bias=False, norm=True, relu=True,
+           relu_first=False):
+    """An ASPP branch builder with one thing changed; ``padding`` and ``dilation`` map the rate to the layer's."""
+
+    def build(in_channels, out_channels, rate):
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding(rate), dilation=dilation(rate),
+                         bias=bias)
+        after = [nn.BatchNorm2d(out_channels)] if norm else []
+        after = [nn.ReLU()] + after if relu_first else after + ([nn.ReLU()] if relu else [])
+        return nn.Sequential(conv, *after)
+
+    return build
+
+
+class BranchRegisteredOutOfOrder(nn.Module):
+    def __init__(self, in_channels, out_channels, rate):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=rate, dilation=rate, bias=False)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+def test_aspp_branch_correct():
+    fb = check_aspp_branch(branch(), strict=True)
+    assert fb.passed and "rates 1, 2, 6, 12, 18" in str(fb)
+    assert check_aspp_branch(BranchRegisteredOutOfOrder, strict=True).passed
+
+
+def test_aspp_branch_torchvision_agrees():
+    """torchvision's own ASPP branch, an independent implementation, passes the check."""
+    from torchvision.models.segmentation.deeplabv3 import ASPPConv
+
+    assert check_aspp_branch(lambda i, o, r: ASPPConv(i, o, r), strict=True).passed
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (branch(padding=lambda r: 1), "padding 1 with dilation 6: the dilated 3x3 kernel spans 2 * 6 + 1 = 13 pixels, "
+                                  "so padding 1 loses 2 * (6 - 1) = 10 pixels: 33 x 33 -> 23 x 23"),
+    (branch(padding=lambda r: 1), "rate=18): the module raised RuntimeError"),
+    (branch(padding=lambda r: 1), "narrower than the kernel's span (37), so PyTorch refuses"),
+    (branch(dilation=lambda r: 1), "padding=6 but no dilation"),
+    (branch(padding=lambda r: 2 * r), "padding 12 with dilation 6: the output is 33 + 2 * 12 - 2 * 6 = 45"),
+    (branch(padding=lambda r: 1, dilation=lambda r: 1), "offsets [-1, 0, 1]; a rate-6 branch depends on [-6, 0, 6]"),
+    (branch(padding=lambda r: 1, dilation=lambda r: 1), "the dilation is missing"),
+    (branch(padding=lambda r: r + 1, dilation=lambda r: r + 1), "offsets [-7, 0, 7]; a rate-6 branch"),
+    (lambda i, o, r: branch(kernel_size=2 * r + 1)(i, o, r), "not a larger kernel"),
+    (branch(bias=True), "(+4) - the convolution has a bias: pass bias=False"),
+    (branch(norm=False), "found 0 nn.BatchNorm2d layer(s)"),
+    (branch(relu=False), "the ReLU after BatchNorm is missing"),
+    (branch(relu_first=True), "ReLU comes before BatchNorm"),
+    (lambda i, o, r: branch()(i, i, r), "it should map in_channels=8 -> out_channels=4"),
+    (lambda i, o, r: torch.zeros(1), "return an nn.Module"),
+    (branch()(8, 4, 6), "pass the function that builds one"),
+])
+def test_aspp_branch_wrong_answers_are_explained(wrong, message):
+    fb = check_aspp_branch(wrong)
+    assert not fb.passed and message in str(fb) and "hint:" in str(fb)
+    with pytest.raises(ExerciseError, match="one ASPP branch"):
+        check_aspp_branch(wrong, strict=True)
+
+
+def test_aspp_branch_unanswered():
+    for placeholder in (None, lambda in_channels, out_channels, rate: None):
+        fb = check_aspp_branch(placeholder)
+        assert not fb.passed and "not answered yet" in str(fb) and "hint:" not in str(fb)
 
 
 # ----------------------------------------------------------------------------- 06.1 bilinear sampling

@@ -365,14 +365,13 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
                     "yours layer by layer: use one nn.ConvTranspose2d, two nn.Conv2d and two nn.BatchNorm2d")
         module.eval()
         x, skip = inputs(cin, cout, 4, 6, seed=1)
-        got, error = call_answer(module, x, skip)
+        with torch.no_grad():
+            got, error = call_answer(module, x, skip)
+            want = reference(x, skip)
         if error:
             return f"{label}: with the reference's weights, forward raised {error}"
-        with torch.no_grad():
-            want = reference(x, skip)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            return f"{label}: with the reference's weights, forward returned something else than a {tuple(want.shape)} tensor"
-        got = got.detach()
+            return f"{label}: with the reference's weights, forward no longer returned a {tuple(want.shape)} tensor"
         if torch.allclose(got, want, atol=1e-5, rtol=0):
             return None
         msg = (f"{label}: right shapes and parameter count, but with the reference's weights the outputs differ "
@@ -388,7 +387,7 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
                     "torch.cat([skip, upsampled], dim=1), as utils.models._Up does")
         elif torch.allclose(got, no_last_relu, atol=1e-5, rtol=0):
             msg += " - the output has negative values: the ReLU after the last BatchNorm is missing"
-        elif isinstance(other_skip, torch.Tensor) and torch.equal(got, other_skip.detach()):
+        elif isinstance(other_skip, torch.Tensor) and torch.equal(got, other_skip):
             msg += " - the output does not depend on `skip`: concatenate it with the upsampled x"
         else:
             msg += " - check the order transposed conv -> concatenation -> conv, BatchNorm, ReLU (twice)"
