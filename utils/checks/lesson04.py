@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
+from .modules import copy_reference_weights, layers_of, randomise_batch_norms
 
 
 # ------------------------------------------------------------------------------ transposed convolution
@@ -162,64 +163,11 @@ _UP_PAIRS = [(16, 8), (8, 4), (12, 5)]
 _UP_SIZES = [(4, 4), (6, 8)]
 
 
-def _layers(module, kind) -> list:
-    """The sub-modules of ``module`` whose type is exactly ``kind``, in registration order."""
-    return [m for m in module.modules() if type(m) is kind]
-
-
-def _copy_reference_weights(reference, module) -> bool:
-    """Copy ``reference``'s parameters and buffers into ``module``; return False when they do not line up.
-
-    First in registration order, as ``module.load_state_dict(dict(zip(module.state_dict(),
-    reference.state_dict().values())))`` does, when every shape matches; otherwise layer type by layer type
-    (transposed convolutions, convolutions, batch norms, each in registration order), so that a module which
-    registers its layers in another order than it uses them is still compared fairly.
-    """
-    import torch
-    from torch import nn
-
-    ours, theirs = module.state_dict(), reference.state_dict()
-    if len(ours) == len(theirs) and all(a.shape == b.shape for a, b in zip(ours.values(), theirs.values())):
-        module.load_state_dict(dict(zip(ours, theirs.values())))
-        return True
-    pairs, covered = [], 0
-    for kind in (nn.ConvTranspose2d, nn.Conv2d, nn.BatchNorm2d):
-        mine, ref = _layers(module, kind), _layers(reference, kind)
-        if len(mine) != len(ref):
-            return False
-        for m, r in zip(mine, ref):
-            ms, rs = m.state_dict(), r.state_dict()
-            if ms.keys() != rs.keys() or any(ms[k].shape != rs[k].shape for k in ms):
-                return False
-            pairs.append((m, rs))
-            covered += len(ms)
-    if covered != len(ours):  # parameters outside these layers: nothing to copy them from
-        return False
-    with torch.no_grad():
-        for m, rs in pairs:
-            m.load_state_dict(rs)
-    return True
-
-
-def _randomise_batch_norms(module) -> None:
-    """Give every BatchNorm2d non-trivial statistics and affine parameters, so that eval mode is not identity."""
-    import torch
-    from torch import nn
-
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for bn in _layers(module, nn.BatchNorm2d):
-            bn.running_mean.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
-            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
-            bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
-            bn.bias.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
-
-
 def _up_step_structure(module, cin: int, cout: int) -> str | None:
     """What is wrong in the layers of a decoder step (judged from its sub-modules), or None if nothing shows."""
     from torch import nn
 
-    ups = _layers(module, nn.ConvTranspose2d)
+    ups = layers_of(module, nn.ConvTranspose2d)
     if not ups:
         return ("there is no nn.ConvTranspose2d: upsample with nn.ConvTranspose2d(in_channels, out_channels, "
                 "kernel_size=2, stride=2)")
@@ -234,7 +182,7 @@ def _up_step_structure(module, cin: int, cout: int) -> str | None:
     if up.bias is None:
         return ("the transposed convolution has no bias: keep nn.ConvTranspose2d's default bias=True "
                 f"({cout} parameters; no BatchNorm follows it directly)")
-    convs = _layers(module, nn.Conv2d)
+    convs = layers_of(module, nn.Conv2d)
     if len(convs) != 2:
         return f"found {len(convs)} nn.Conv2d layer(s); the step has two 3x3 convolutions after the concatenation"
     first, second = convs
@@ -256,7 +204,7 @@ def _up_step_structure(module, cin: int, cout: int) -> str | None:
     if any(conv.bias is not None for conv in convs):
         return ("the 3x3 convolutions have a bias: pass bias=False, as a bias right before BatchNorm is redundant "
                 f"(BatchNorm subtracts the mean and adds its own bias), {cout} parameters each")
-    bns = _layers(module, nn.BatchNorm2d)
+    bns = layers_of(module, nn.BatchNorm2d)
     if len(bns) != 2:
         return (f"found {len(bns)} nn.BatchNorm2d layer(s); each of the two 3x3 convolutions is followed by "
                 f"BatchNorm2d(out_channels) and ReLU (two BatchNorms are 4 * out_channels = {4 * cout} "
@@ -358,9 +306,9 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
             msg = f"{label}: {n_mine:,} parameters, the reference has {n_ref:,} ({n_mine - n_ref:+,})"
             problem = _up_step_structure(module, cin, cout)
             return msg + (f" - {problem}" if problem else "")
-        _randomise_batch_norms(reference)
+        randomise_batch_norms(reference)
         reference.eval()
-        if not _copy_reference_weights(reference, module):
+        if not copy_reference_weights(reference, module):
             return (f"{label}: the right number of parameters, but the reference's weights cannot be copied into "
                     "yours layer by layer: use one nn.ConvTranspose2d, two nn.Conv2d and two nn.BatchNorm2d")
         module.eval()

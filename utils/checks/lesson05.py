@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
-from .lesson04 import _copy_reference_weights, _layers, _randomise_batch_norms
+from .modules import copy_reference_weights, layers_of, randomise_batch_norms
 
 
 def _as_number(value):
@@ -162,7 +162,7 @@ def _branch_structure(module, cin: int, cout: int, rate: int) -> str | None:
     """What is wrong in the layers of an ASPP branch (judged from its sub-modules), or None if nothing shows."""
     from torch import nn
 
-    convs = _layers(module, nn.Conv2d)
+    convs = layers_of(module, nn.Conv2d)
     if not convs:
         return "there is no nn.Conv2d: the branch is nn.Conv2d(in_channels, out_channels, 3, ...), BatchNorm, ReLU"
     if len(convs) > 1:
@@ -198,7 +198,7 @@ def _branch_structure(module, cin: int, cout: int, rate: int) -> str | None:
     if conv.bias is not None:
         return (f"the convolution has a bias: pass bias=False, as BatchNorm right after it subtracts the mean and "
                 f"adds its own bias ({cout} redundant parameters)")
-    bns = _layers(module, nn.BatchNorm2d)
+    bns = layers_of(module, nn.BatchNorm2d)
     if len(bns) != 1:
         return (f"found {len(bns)} nn.BatchNorm2d layer(s); the convolution is followed by one "
                 f"BatchNorm2d(out_channels) ({2 * cout} parameters: a weight and a bias per channel) and a ReLU")
@@ -331,9 +331,9 @@ def check_aspp_branch(aspp_branch: Callable | None, strict: bool = False) -> Fee
             msg = f"{label}: {n_mine:,} parameters, the course's branch has {n_ref:,} ({n_mine - n_ref:+,})"
             problem = _branch_structure(module, cin, cout, rate)
             return msg + (f" - {problem}" if problem else "")
-        _randomise_batch_norms(reference)
+        randomise_batch_norms(reference)
         reference.eval()
-        if not _copy_reference_weights(reference, module):
+        if not copy_reference_weights(reference, module):
             return (f"{label}: the right number of parameters, but the course's weights cannot be copied into yours "
                     "layer by layer: use one nn.Conv2d and one nn.BatchNorm2d")
         module.eval()
