@@ -487,3 +487,43 @@ def test_import_is_cheap():
             "print(sorted(m for m in ('pooch', 'requests', 'torch', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------------------------
+# archives that have no published hash
+
+
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>\n"
+
+
+def test_unhashed_archive_that_is_an_error_page_is_not_kept(server, cache, online):
+    url = server.serve("/PennFudanPed.zip", HTML_PAGE)
+    entry = make_entry(url, "PennFudanPed.zip", None)
+    with pytest.raises(DownloadError, match="not a readable .zip archive.*HTML page.*nothing was kept"):
+        fetch(entry, progress=False)
+    assert not (cache / "PennFudanPed.zip").exists()
+    assert not [p for p in files_in(cache) if ".staging" not in p.parts]
+
+
+@pytest.mark.parametrize("filename, make", [
+    ("data.zip", lambda: zip_bytes([("a/b.txt", b"x")])),
+    ("data.tar.gz", lambda: tar_bytes([("a/b.txt", b"x")])),
+])
+def test_unhashed_readable_archive_is_kept_and_extracted(server, cache, online, filename, make):
+    url = server.serve("/" + filename, make())
+    folder = fetch(make_entry(url, filename, None), progress=False, extract=True)
+    assert (folder / "a" / "b.txt").read_bytes() == b"x"
+
+
+def test_a_corrupt_cached_archive_is_removed_with_its_stamp_and_downloaded_again(server, cache, online):
+    good = zip_bytes([("a/b.txt", b"x")])
+    url = server.serve("/data.zip", good)
+    entry = make_entry(url, "data.zip", None)
+    fetch(entry, progress=False)                                # cached and stamped
+    (cache / "data.zip").write_bytes(HTML_PAGE)                 # damaged later (or saved by an older version)
+    data._write_stamp(cache, entry, cache / "data.zip", "sha256:" + hashlib.sha256(HTML_PAGE).hexdigest())
+    with pytest.raises(DownloadError, match="cached data.zip is not a readable .zip archive.*removed"):
+        fetch(entry, progress=False, extract=True)
+    assert not (cache / "data.zip").exists() and not data._stamp_path(cache, entry).exists()
+    folder = fetch(entry, progress=False, extract=True)          # the next call downloads it afresh
+    assert (folder / "a" / "b.txt").read_bytes() == b"x" and len(server.requests) == 2

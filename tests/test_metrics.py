@@ -275,3 +275,36 @@ def test_inner_boundary_ignores_the_image_border():
 def test_inner_boundary_error():
     with pytest.raises(ValueError, match=r"`masks` must be an \(N, H, W\) bool tensor, got shape \(5, 5\)"):
         inner_boundary(torch.ones(5, 5, dtype=torch.bool))
+
+
+def _banded(size=12, band=(4, 8)):
+    """A trimap-like target: class 1 on the left, class 0 on the right, an ignored band of columns between."""
+    truth = torch.zeros(1, size, size, dtype=torch.int64)
+    truth[..., :band[0]] = 1
+    truth[..., band[0]:band[1]] = 255
+    return truth
+
+
+def test_boundary_f_score_perfect_prediction_with_an_ignore_band_scores_one():
+    truth = _banded()                       # columns 0-3 class 1, 4-7 ignored, 8-11 class 0
+    perfect = truth.clone()
+    perfect[..., 4:6] = 1                   # the band filled from its nearest labelled side: edge in the middle
+    perfect[..., 6:8] = 0
+    assert boundary_f_score(perfect, truth, tolerance=0) == pytest.approx(1.0)
+    # any prediction that agrees on the labelled pixels puts its edge somewhere in the 4-px band: within 2 px
+    for edge in range(4, 9):
+        pred = torch.zeros_like(truth)
+        pred[..., :edge] = 1
+        assert boundary_f_score(pred, truth, tolerance=2) == pytest.approx(1.0), edge
+    wrong = torch.zeros_like(truth)         # everything background: class 1's boundary is missed
+    wrong[..., :1] = 1
+    assert boundary_f_score(wrong, truth, tolerance=2) < 0.5
+
+
+def test_boundary_f_score_band_does_not_favour_worse_predictions():
+    truth = _banded()
+    good = truth.masked_fill(truth == 255, 0)
+    good[..., 4:6] = 1
+    bad = torch.zeros_like(truth)
+    bad[..., :2] = 1                        # the edge 4 px inside the true object
+    assert boundary_f_score(good, truth, tolerance=1) > boundary_f_score(bad, truth, tolerance=1)

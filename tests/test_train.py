@@ -185,3 +185,37 @@ def test_evaluate_and_predict_default_to_the_model_device():
     _, val = _loaders()
     assert evaluate(model, val, NUM_CLASSES)["iou"].shape == (NUM_CLASSES,)
     assert predict(model, torch.rand(1, 3, 16, 16)).device.type == "cpu"
+
+
+class _RecordingLoss(torch.nn.CrossEntropyLoss):
+    """A weighted cross-entropy that records every device it is moved to."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.moved_to = []
+
+    def to(self, *args, **kwargs):
+        self.moved_to.append(torch.device(args[0]) if args else kwargs.get("device"))
+        return super().to(*args, **kwargs)
+
+
+def test_fit_and_evaluate_move_a_module_loss_with_the_model():
+    """A class-weighted loss made on the CPU must follow the model to its device (CUDA on Colab)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images = torch.rand(4, 3, 8, 8)
+    masks = torch.randint(0, 2, (4, 8, 8))
+    loader = DataLoader(TensorDataset(images, masks), batch_size=2)
+    model = torch.nn.Conv2d(3, 2, 1)
+    loss = _RecordingLoss(weight=torch.tensor([1.0, 3.0]))
+    fit(model, loader, loader, loss, torch.optim.SGD(model.parameters(), lr=0.1), 1, 2, device="cpu", progress=False)
+    assert torch.device("cpu") in loss.moved_to
+    loss.moved_to.clear()
+    evaluate(model, loader, 2, device="cpu", loss_fn=loss)
+    assert loss.moved_to == [torch.device("cpu")] and loss.weight.device.type == "cpu"
+    meta = _RecordingLoss(weight=torch.tensor([1.0, 3.0]))
+    from utils.train import _loss_to
+
+    assert _loss_to(meta, torch.device("meta")).weight.device.type == "meta"   # where the buffers end up
+    plain = lambda logits, target: logits.sum()  # noqa: E731 - a plain function is left alone
+    assert _loss_to(plain, torch.device("meta")) is plain

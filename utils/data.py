@@ -615,6 +615,30 @@ def _clean_stale_staging(staging_root: Path) -> None:
             pass
 
 
+def _archive_problem(path: Path, filename: str) -> str | None:
+    """``None`` if ``path`` reads as the archive its ``filename`` says it is, else what is wrong with it.
+
+    Every member's header is read (a tar is read through to its end, which also checks its compression);
+    the members' contents are not unpacked.
+    """
+    import tarfile
+    import zipfile
+
+    try:
+        if _archive_format(Path(filename)) == "zip":
+            with zipfile.ZipFile(path) as zf:
+                zf.infolist()
+        else:
+            with tarfile.open(path) as tf:
+                tf.getmembers()
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip().lower()
+        looks = " (it starts like an HTML page: the server sent an error page)" if head.startswith((b"<!doctype", b"<html")) else ""
+        return f"not a readable {Path(filename).suffix} archive{looks}: {type(err).__name__}: {err}"
+    return None
+
+
 def _download(entry: RegistryEntry, cache: Path, target: Path, progress: bool, timeout) -> None:
     """Download ``entry`` through pooch into a staging folder, verify it, then move it to ``target``."""
     import pooch
@@ -650,6 +674,11 @@ def _download(entry: RegistryEntry, cache: Path, target: Path, progress: bool, t
                 "nothing was kept in the cache. Try again later.") from err
         finally:
             logger.setLevel(level)
+        if parsed is None and entry.is_archive:  # nothing to verify against: at least it must be an archive
+            problem = _archive_problem(staged, entry.filename)
+            if problem:
+                raise DownloadError(f"{entry.name}: the file downloaded from {entry.url} is {problem}; nothing was "
+                                    "kept in the cache. Try again later, or check the address in a browser.")
         if parsed is None:
             computed = _digests(staged, ("sha256", "md5"))
             print(f"{entry.name}: no checksum is published for {entry.filename}. The copy you downloaded has\n"
@@ -729,7 +758,10 @@ def fetch(name, *, progress: bool = True, extract: bool = False, recheck: bool =
     HashMismatchError
         If the download does not match the published hash (nothing is kept).
     DownloadError
-        If the transfer fails (network error, HTTP error, truncated transfer; nothing is kept).
+        If the transfer fails (network error, HTTP error, truncated transfer; nothing is kept), an archive
+        that has no published hash does not read as an archive (an HTML error page saved under its name;
+        nothing is kept), or, with ``extract=True``, the cached archive cannot be read (it is removed, so
+        that the next call downloads it again).
     """
     entry = get_entry(name)
     for arg, value in (("progress", progress), ("extract", extract), ("recheck", recheck)):
@@ -750,6 +782,13 @@ def fetch(name, *, progress: bool = True, extract: bool = False, recheck: bool =
                 f"Offline, the lessons use {entry.offline_fallback}.")
         _download(entry, cache, target, progress, timeout)
     if extract:
+        problem = _archive_problem(target, entry.filename)
+        if problem:  # a bad copy kept by an older version of the course, or damaged since: never keep it
+            target.unlink(missing_ok=True)
+            _stamp_path(cache, entry).unlink(missing_ok=True)
+            shutil.rmtree(cache / entry.name, ignore_errors=True)
+            raise DownloadError(f"{entry.name}: the cached {entry.filename} is {problem}. It was removed from the "
+                                f"cache {cache}; run again to download it afresh.")
         return _extract_cached(entry, cache, target)
     return target
 

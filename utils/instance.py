@@ -342,7 +342,7 @@ def train_detection(model, loader, optimizer, epochs: int, *, device=None, sched
             if steps == 0 and epoch == 1:
                 for i, t in enumerate(targets):
                     _check_detection_target(t, i, tuple(images[i].shape[-2:]))
-            images = [im.to(device, non_blocking=True) for im in images]
+            images = [im.to(device) for im in images]
             targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
             losses = model(images, targets)
             loss = sum(losses.values())

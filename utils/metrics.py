@@ -318,6 +318,28 @@ def _dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
     return hit.squeeze(1) > 0.5
 
 
+def _fill_ignored_from_nearest(target: torch.Tensor, ignore_index) -> torch.Tensor:
+    """``(B, H, W)`` labels with every ``ignore_index`` pixel given the class of its nearest labelled pixel.
+
+    An ignored band between two classes (Oxford-IIIT Pet's trimap border, VOC's object outlines) would
+    otherwise hold no boundary at all, since a boundary is where one class meets another: filling it from
+    both sides puts the true boundary in the middle of the band, where a perfect prediction puts its own.
+    An image with no labelled pixel is left as it is (it then has no boundary).
+    """
+    if ignore_index is None or not bool((target == ignore_index).any()):
+        return target
+    from scipy import ndimage as ndi
+
+    filled = target.cpu().numpy().copy()
+    for image in filled:
+        ignored = image == ignore_index
+        if ignored.all() or not ignored.any():
+            continue
+        _, (rows, cols) = ndi.distance_transform_edt(ignored, return_indices=True)
+        image[ignored] = image[rows[ignored], cols[ignored]]
+    return torch.from_numpy(filled).to(target.device)
+
+
 def boundary_f_score(pred, target, tolerance: int = 2, *, num_classes: int | None = None,
                      ignore_index: int | None = 255, per_class: bool = False):
     """Boundary F-score (BF score, Csurka et al. 2013): how well the predicted contours follow the true ones.
@@ -334,7 +356,9 @@ def boundary_f_score(pred, target, tolerance: int = 2, *, num_classes: int | Non
     pred : (B, H, W) or (H, W) integer tensor, or (B, C, H, W) float tensor
         Predicted class ids, or per-class scores (argmax over dim 1).
     target : (B, H, W) or (H, W) integer tensor
-        True class ids, ``ignore_index`` for unlabelled pixels (boundary pixels there are not counted).
+        True class ids, ``ignore_index`` for unlabelled pixels. Ignored pixels first take the class of the
+        nearest labelled pixel, so that an ignored band between two classes (a trimap's border) still
+        holds the true boundary, in its middle, instead of erasing it.
     tolerance : int
         Distance in pixels (>= 0) within which a boundary pixel counts as matched.
     num_classes : int, optional
@@ -370,11 +394,11 @@ def boundary_f_score(pred, target, tolerance: int = 2, *, num_classes: int | Non
                                   int(valid_t.max()) if valid_t.numel() else 0)) + 1
     num_classes = check_int("num_classes", num_classes)
     pred = _to_labels(pred, target, num_classes).to(target.device)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    target = _fill_ignored_from_nearest(target, ignore_index)
     scores = torch.full((num_classes,), math.nan, dtype=torch.float64)
     for k in range(num_classes):
-        pred_edge = inner_boundary(pred == k) & valid
-        true_edge = inner_boundary((target == k) & valid) & valid
+        pred_edge = inner_boundary(pred == k)
+        true_edge = inner_boundary(target == k)
         n_pred, n_true = int(pred_edge.sum()), int(true_edge.sum())
         if n_pred == 0 and n_true == 0:
             continue

@@ -45,6 +45,17 @@ def _resolve_device(device, model=None):
     return get_device()
 
 
+def _loss_to(loss_fn, device):
+    """Move a loss that is an ``nn.Module`` (its class weights are buffers) to ``device``; return it.
+
+    ``nn.CrossEntropyLoss(weight=...)`` keeps its weight where it was made, on the CPU, and fails on a
+    CUDA model's logits: the loop moves it with the model.
+    """
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn.to(device)
+    return loss_fn
+
+
 @torch.no_grad()
 def evaluate(model, loader, num_classes: int, device=None, loss_fn=None, ignore_index: int | None = 255) -> dict:
     """Score ``model`` on every batch of ``loader`` (evaluation mode, no gradients).
@@ -59,12 +70,13 @@ def evaluate(model, loader, num_classes: int, device=None, loss_fn=None, ignore_
     """
     device = _resolve_device(device, model)
     model.to(device)
+    loss_fn = _loss_to(loss_fn, device)
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index)
     total, batches = 0.0, 0
     for images, masks in loader:
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        images, masks = images.to(device), masks.to(device)
         logits = logits_of(model(images))
         if loss_fn is not None:
             total += float(loss_fn(logits, masks))
@@ -111,7 +123,8 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_cl
     train_loader, val_loader : iterables of (images, masks)
         ``images`` (B, 3, H, W) float32, ``masks`` (B, H, W) int64.
     loss_fn : callable
-        ``loss_fn(logits, masks) -> scalar tensor``.
+        ``loss_fn(logits, masks) -> scalar tensor``; an ``nn.Module`` loss (class weights included) is
+        moved to ``device`` with the model.
     optimizer : torch.optim.Optimizer
     epochs : int
         Number of passes over ``train_loader``.
@@ -155,6 +168,7 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_cl
         seed_everything(seed)
     device = _resolve_device(device)
     model.to(device)
+    loss_fn = _loss_to(loss_fn, device)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     per_batch = isinstance(scheduler, PER_BATCH_SCHEDULERS)
@@ -168,7 +182,7 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_cl
         model.train()
         total, batches, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
         for images, masks in tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress):
-            images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+            images, masks = images.to(device), masks.to(device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 loss = loss_fn(logits_of(model(images)), masks)
