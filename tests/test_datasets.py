@@ -122,3 +122,44 @@ def test_folder_dataset_bad_num_classes(tmp_path):
 def test_scene_datasets_bad_n(cls):
     with pytest.raises(ValueError, match="`n`"):
         cls(0)
+
+
+def test_joint_resize_keeps_mask_ids_and_flips_both_together():
+    from utils.datasets import JointResize
+
+    image = np.zeros((10, 20, 3), np.uint8)
+    image[:, :10] = 200                                  # left half bright
+    mask = np.zeros((10, 20), np.int64)
+    mask[:, :10] = 1
+    mask[0, :] = 255                                     # an ignored row
+    out = JointResize(8)(image=image, mask=mask)
+    assert out["image"].shape == (8, 8, 3) and out["mask"].shape == (8, 8) and out["mask"].dtype == np.int64
+    assert set(np.unique(out["mask"])) <= {0, 1, 255}     # nearest neighbour: no new ids
+    torch.manual_seed(0)
+    flipped = JointResize(8, flip_p=1.0)(image=image, mask=mask)
+    np.testing.assert_array_equal(flipped["mask"], out["mask"][:, ::-1])
+    np.testing.assert_array_equal(flipped["image"], out["image"][:, ::-1])
+    for bad, message in ((dict(size=0), "`size`"), (dict(size=8, flip_p=2.0), "`flip_p`")):
+        with pytest.raises(ValueError, match=message):
+            JointResize(**bad)
+
+
+def test_loader_options_bound_workers_and_pin_only_on_cuda():
+    from utils.datasets import loader_options
+
+    cpu = loader_options("cpu", max_workers=64)
+    assert cpu["pin_memory"] is False and 0 <= cpu["num_workers"] < 64
+    assert loader_options("cpu", max_workers=0) == {"num_workers": 0, "pin_memory": False, "persistent_workers": False}
+    assert loader_options("cuda", max_workers=0)["pin_memory"] is True
+
+
+def test_a_loader_with_the_course_transform_works_under_spawn():
+    """Workers started with `spawn` (Windows, macOS, Python 3.14) must be able to unpickle dataset and transform."""
+    from torch.utils.data import DataLoader
+
+    from utils.datasets import JointResize, SceneSegmentationDataset
+
+    ds = SceneSegmentationDataset(4, size=48, split="val", transform=JointResize(32, flip_p=0.5))
+    loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0][0].shape == (2, 3, 32, 32) and batches[0][1].shape == (2, 32, 32)

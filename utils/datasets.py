@@ -44,6 +44,64 @@ def _apply_joint(transform, image, mask):
     return out["image"], out["mask"]
 
 
+class JointResize:
+    """Joint transform: resize an image (area interpolation) and its mask (nearest neighbour) to a square,
+    and flip both left-right with probability ``flip_p``.
+
+    A class in ``utils`` rather than a function in a notebook, so that DataLoader workers can pickle it
+    under the ``spawn`` and ``forkserver`` start methods (Windows, macOS, Python 3.14's default). The flip
+    draws from torch's generator, which PyTorch seeds differently in every worker.
+
+    Parameters
+    ----------
+    size : int
+        Side of the output, in pixels (>= 1).
+    flip_p : float in [0, 1]
+        Probability of a horizontal flip of image and mask together.
+
+    Called as ``transform(image=(H, W, 3) uint8, mask=(H, W) integer)``, it returns
+    ``{"image": (size, size, 3) uint8, "mask": (size, size) of the mask's dtype}`` (the Albumentations
+    convention of the datasets here). The mask is resized with nearest neighbour, so no new class ids
+    (and no blend of a class with ``ignore_index``) appear.
+    """
+
+    def __init__(self, size: int, flip_p: float = 0.0):
+        self.size = check_int("size", size)
+        if not 0.0 <= flip_p <= 1.0:
+            raise ValueError(f"`flip_p` must be in [0, 1], got {flip_p!r}")
+        self.flip_p = float(flip_p)
+
+    def __call__(self, image, mask):
+        import cv2
+
+        image = cv2.resize(np.asarray(image), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        mask = np.asarray(mask)
+        resized = cv2.resize(mask.astype(np.int32), (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        mask = resized.astype(mask.dtype)
+        if self.flip_p and float(torch.rand(())) < self.flip_p:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return {"image": np.ascontiguousarray(image), "mask": np.ascontiguousarray(mask)}
+
+    def __repr__(self) -> str:
+        return f"JointResize(size={self.size}, flip_p={self.flip_p})"
+
+
+def loader_options(device, max_workers: int = 4) -> dict:
+    """DataLoader keyword arguments for reading files on ``device``'s behalf.
+
+    ``num_workers`` is at most ``max_workers`` and at most the machine's CPU count less one (so that the
+    training process keeps a core); ``pin_memory`` only on CUDA, where page-locked batches make the copy to
+    the GPU asynchronous (elsewhere it only costs memory).
+    """
+    import os
+
+    max_workers = check_int("max_workers", max_workers, 0)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(0, min(max_workers, cpus - 1))
+    return {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
+            "persistent_workers": workers > 0}
+
+
 class SceneSegmentationDataset(Dataset):
     """Semantic segmentation on generated scenes: ``n`` scenes of a split, made once and kept in memory.
 
