@@ -126,3 +126,13 @@ def test_course_palette_first_classes_are_far_apart_and_the_rest_is_voc():
     assert distances[np.triu_indices(8, 1)].min() > 60
     np.testing.assert_array_equal(p[8:], plotting.voc_palette()[8:])
     assert plotting.course_palette(3).shape == (3, 3)
+
+
+def test_wrong_fraction_leaves_ignored_pixels_out():
+    truth = np.array([[0, 1], [255, 255]])
+    pred = np.array([[0, 0], [1, 1]])
+    assert plotting.wrong_fraction(truth, pred) == pytest.approx(0.5)          # 1 wrong of 2 labelled
+    assert plotting.wrong_fraction(truth, pred, ignore_index=None) == pytest.approx(0.75)
+    assert np.isnan(plotting.wrong_fraction(np.full((2, 2), 255), pred))
+    with pytest.raises(ValueError, match="`prediction`"):
+        plotting.wrong_fraction(truth, pred[:1])

@@ -258,6 +258,18 @@ def _separate_labels(ax, texts, max_moves: int = 40) -> None:
         placed.append(text.get_window_extent(renderer))
 
 
+def wrong_fraction(truth, prediction, ignore_index: int | None = 255) -> float:
+    """The fraction of *labelled* pixels whose predicted class is wrong (``ignore_index`` pixels left out).
+
+    ``nan`` when no pixel is labelled.
+    """
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"`prediction` (shape {prediction.shape}) must have `truth`'s shape {truth.shape}")
+    labelled = np.ones(truth.shape, bool) if ignore_index is None else truth != ignore_index
+    return float(np.mean(truth[labelled] != prediction[labelled])) if labelled.any() else float("nan")
+
+
 def error_map(truth, prediction, ignore_index: int | None = 255) -> np.ndarray:
     """``(H, W, 3)`` float RGB: correct pixels dark grey, wrong ones red, ignored ones black."""
     truth = _check_mask(truth, "truth")
@@ -309,7 +321,7 @@ def show_predictions(images, truths, predictions=None, class_names=None, palette
             if r == 0:
                 ax.set_title(titles[c], fontsize=10)
         if predictions is not None:
-            axes[r, 3].text(0.02, 0.02, f"{100 * np.mean(np.asarray(truths[r]) != np.asarray(predictions[r])):.1f}% wrong",
+            axes[r, 3].text(0.02, 0.02, f"{100 * wrong_fraction(truths[r], predictions[r], ignore_index):.1f}% wrong",
                             transform=axes[r, 3].transAxes, color="white", fontsize=8)
     fig.tight_layout()
     if class_names is not None:  # one legend for the whole grid, right of the last column
