@@ -5,7 +5,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
+
+
+def _configured_repository():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.configured_repository(ROOT)
+
+
+REPOSITORY = _configured_repository()
 
 
 def _load(path):
@@ -25,7 +37,7 @@ def test_lesson_shape(path):
     nb = _load(path)
     cells = nb["cells"]
     assert cells[0]["cell_type"] == "markdown"
-    badge = f"colab.research.google.com/github/segmentation-course/segmentation-course/blob/main/notebooks/{path.name}"
+    badge = f"colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{path.name}"
     assert badge in _src(cells[0]), "the Colab badge must point at this notebook"
     setup = _src(_load(NOTEBOOKS[0])["cells"][1])
     assert _src(cells[1]) == setup, "the setup cell must be identical to 00_welcome's"
@@ -52,3 +64,48 @@ def test_solutions_are_hidden_and_strict(path):
     for c in solutions:
         assert c["metadata"].get("jupyter", {}).get("source_hidden") is True
         assert "strict=True" in _src(c), "a solution runs its check strictly, so CI catches a wrong one"
+
+
+def test_every_address_of_the_repository_agrees_with_pyproject():
+    """Badges, setup cells, README and CONTRIBUTING name the one repository of [tool.course] (tools/set_repository.py)."""
+    import re
+
+    names = set()
+    for path in [*NOTEBOOKS, ROOT / "README.md", ROOT / "CONTRIBUTING.md"]:
+        text = path.read_text(encoding="utf-8")
+        names |= set(re.findall(r"colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/blob/", text))
+        names |= set(re.findall(r'REPOSITORY = \\?"https://github\.com/([^"\\]+)\\?"', text))
+    assert names == {REPOSITORY}
+    setup = _src(_load(NOTEBOOKS[0])["cells"][1])
+    assert f'REPOSITORY = "https://github.com/{REPOSITORY}"' in setup
+
+
+def test_setup_cell_failure_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    """On Colab a failed clone ends the cell with one sentence, not a CalledProcessError traceback."""
+    import shutil
+    import sys
+    import types
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: install it (apt-get install git) to test the setup cell's clone")
+    setup = _src(_load(NOTEBOOKS[0])["cells"][1])
+    setup = setup.replace(f"https://github.com/{REPOSITORY}", (tmp_path / "no-such-repository").as_uri())
+    setup = setup.replace('"/content/segmentation-course"', repr(str(tmp_path / "course")))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(SystemExit, match=r"^Setup failed \(git clone exited with \d+\): check that this runtime has "
+                                         r"internet and that .* exists, then run this cell again\.$"):
+        exec(compile(setup, "setup", "exec"), {})
+
+
+def test_set_repository_rewrites_badges_and_setup_cells_as_stored():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    stored = (ROOT / "notebooks" / "00_welcome.ipynb").read_text(encoding="utf-8")   # JSON: escaped quotes
+    forked = tool.rewrite(stored, "someone/my-fork")
+    assert REPOSITORY not in forked
+    assert "colab.research.google.com/github/someone/my-fork/blob/main/notebooks/00_welcome.ipynb" in forked
+    assert 'REPOSITORY = \\"https://github.com/someone/my-fork\\"' in forked
+    assert tool.rewrite(forked, REPOSITORY) == stored
