@@ -463,7 +463,10 @@ def test_registry_matches_torchvision_source():
     from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights
 
     voc = DATASET_YEAR_DICT["2012"]
-    assert (REGISTRY["voc2012"].url, REGISTRY["voc2012"].hash) == (voc["url"], "md5:" + voc["md5"])
+    # the same file and MD5; torchvision before 0.19 still named VOC's former host, so the address is
+    # compared by file name (torchvision 0.19 and later give the registry's address exactly)
+    assert REGISTRY["voc2012"].hash == "md5:" + voc["md5"]
+    assert REGISTRY["voc2012"].url.rsplit("/", 1)[1] == voc["url"].rsplit("/", 1)[1]
     pets = dict(OxfordIIITPet._RESOURCES)
     for name in ("oxford_pet_images", "oxford_pet_annotations"):
         assert REGISTRY[name].hash == "md5:" + pets[REGISTRY[name].url]
