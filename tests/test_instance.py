@@ -102,6 +102,13 @@ def test_predict_instances_contract(scenes):
         k = len(p["scores"])
         assert p["boxes_xyxy"].shape == (k, 4) and p["masks"].shape == (k, SIZE, SIZE) and p["masks"].dtype == bool
         assert np.all(np.diff(p["scores"]) <= 0)
+    assert all("mask_probs" not in p for p in preds)            # compact by default: bool masks only
+    full = predict_instances(model, [image], device="cpu", keep_probs=True)[0]
+    assert full["mask_probs"].dtype == np.float32 and full["mask_probs"].shape == full["masks"].shape
+    np.testing.assert_array_equal(full["masks"], full["mask_probs"] >= 0.5)
+    np.testing.assert_array_equal(full["masks"], preds[0]["masks"])
+    with pytest.raises(ValueError, match="`keep_probs`"):
+        predict_instances(model, [image], device="cpu", keep_probs=1)
     with pytest.raises(ValueError, match="wrap it in a list"):
         predict_instances(model, image, device="cpu")
     with pytest.raises(ValueError, match="score_threshold"):

@@ -17,8 +17,8 @@ Array contracts
   ``"image_id"`` int, optionally ``"iscrowd"`` ``(N,)`` int64.
 * A *prediction* from :func:`predict_instances`: NumPy arrays ``"boxes_xyxy"`` ``(K, 4)`` float32,
   ``"labels"`` ``(K,)`` int64, ``"scores"`` ``(K,)`` float32 in [0, 1] sorted high to low,
-  ``"masks"`` ``(K, H, W)`` bool (probabilities cut at ``mask_threshold``) and ``"mask_probs"``
-  ``(K, H, W)`` float32 in [0, 1].
+  ``"masks"`` ``(K, H, W)`` bool (probabilities cut at ``mask_threshold``), and with ``keep_probs=True``
+  ``"mask_probs"`` ``(K, H, W)`` float32 in [0, 1].
 * COCO boxes are ``xywh`` (``x_min, y_min, width, height``); :func:`box_xyxy_to_xywh` converts.
 """
 from __future__ import annotations
@@ -384,7 +384,7 @@ def train_detection(model, loader, optimizer, epochs: int, *, device=None, sched
 
 @torch.no_grad()
 def predict_instances(model, images, *, device=None, score_threshold: float = 0.0, mask_threshold: float = 0.5,
-                      batch_size: int = 8) -> list[dict]:
+                      batch_size: int = 8, keep_probs: bool = False) -> list[dict]:
     """Run a Mask R-CNN on images and return NumPy predictions (see the module docstring).
 
     Parameters
@@ -396,12 +396,16 @@ def predict_instances(model, images, *, device=None, score_threshold: float = 0.
         Drop detections scoring below it (0 keeps all, as COCO evaluation wants).
     mask_threshold : float in (0, 1)
         Cut of the mask probabilities that gives ``"masks"``.
+    keep_probs : bool
+        Also return the full-resolution probabilities. They take four times the memory of the masks
+        (200 detections on a 520x696 image: 290 MB against 72 MB), so by default only the thresholded
+        masks are kept, the threshold applied on the model's device.
 
     Returns
     -------
     list of dict
         Per image: ``boxes_xyxy`` (K, 4) float32, ``labels`` (K,) int64, ``scores`` (K,) float32,
-        ``masks`` (K, H, W) bool, ``mask_probs`` (K, H, W) float32 in [0, 1].
+        ``masks`` (K, H, W) bool, and with ``keep_probs`` ``mask_probs`` (K, H, W) float32 in [0, 1].
     """
     from .datasets import image_to_tensor
     from .runtime import get_device
@@ -410,6 +414,8 @@ def predict_instances(model, images, *, device=None, score_threshold: float = 0.
         raise ValueError(f"`score_threshold` must be in [0, 1], got {score_threshold}")
     if not 0.0 < mask_threshold < 1.0:
         raise ValueError(f"`mask_threshold` must be in (0, 1), got {mask_threshold}")
+    if not isinstance(keep_probs, bool):
+        raise ValueError(f"`keep_probs` must be True or False, got {keep_probs!r}")
     if torch.is_tensor(images) and images.ndim == 3:
         raise ValueError(f"`images` must be a sequence of images (or a (B, 3, H, W) batch), got one image of shape "
                          f"{tuple(images.shape)}; wrap it in a list")
@@ -428,15 +434,16 @@ def predict_instances(model, images, *, device=None, score_threshold: float = 0.
         batch = [t.to(device) for t in tensors[start:start + batch_size]]
         for o in model(batch):
             keep = o["scores"] >= score_threshold
-            probs = o["masks"][keep][:, 0].float().cpu().numpy() if "masks" in o else None
             pred = {
                 "boxes_xyxy": o["boxes"][keep].cpu().numpy().astype(np.float32),
                 "labels": o["labels"][keep].cpu().numpy().astype(np.int64),
                 "scores": o["scores"][keep].cpu().numpy().astype(np.float32),
             }
-            if probs is not None:
-                pred["mask_probs"] = probs
-                pred["masks"] = probs >= mask_threshold
+            if "masks" in o:
+                probs = o["masks"][keep][:, 0]
+                pred["masks"] = (probs >= mask_threshold).cpu().numpy()
+                if keep_probs:
+                    pred["mask_probs"] = probs.float().cpu().numpy()
             out.append(pred)
     return out
 
