@@ -450,7 +450,7 @@ def nuclei_watershed(image, *, min_distance: int = 11, min_area: int = 40, openi
     ((60, 90), 'int32', 2)
     """
     from scipy import ndimage as ndi
-    from skimage import feature, segmentation
+    from skimage import segmentation
 
     from .validation import check_int
 
@@ -460,7 +460,33 @@ def nuclei_watershed(image, *, min_distance: int = 11, min_area: int = 40, openi
     if n_pieces == 0:
         return np.zeros(foreground.shape, np.int32)
     distance = ndi.distance_transform_edt(foreground)
-    peaks = feature.peak_local_max(distance, min_distance=min_distance, labels=pieces, exclude_border=False)
-    markers = np.zeros(foreground.shape, np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    markers = distance_peak_markers(distance, pieces, min_distance)
     return segmentation.watershed(-distance, markers, mask=foreground).astype(np.int32)
+
+
+def distance_peak_markers(distance, pieces, min_distance: int) -> np.ndarray:
+    """Watershed markers at the peaks of a distance map, one id per peak.
+
+    Parameters
+    ----------
+    distance : (H, W) float ndarray
+        Distance to the background (``scipy.ndimage.distance_transform_edt`` of a mask).
+    pieces : (H, W) integer ndarray
+        Connected pieces (0 outside): peaks are searched within each, so every piece gets at least one.
+    min_distance : int
+        Smallest distance in pixels between two peaks, ``>= 1``.
+
+    Returns
+    -------
+    (H, W) int32 ndarray
+        ``0`` everywhere but at the peaks, numbered ``1..K``.
+    """
+    from skimage import feature
+
+    from .validation import check_int
+
+    min_distance = check_int("min_distance", min_distance, 1)
+    peaks = feature.peak_local_max(distance, min_distance=min_distance, labels=pieces, exclude_border=False)
+    markers = np.zeros(np.shape(distance), np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return markers

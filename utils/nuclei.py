@@ -30,7 +30,6 @@ Sample contracts (the same as :mod:`utils.datasets`)
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -78,11 +77,9 @@ def shipped_root() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .data import _digests  # the registry's own hashing, streamed in chunks
+
+    return _digests(Path(path))["sha256"]
 
 
 def image_kind(image) -> str:
@@ -486,12 +483,9 @@ def labels_from_prediction(classes, min_interior: int = 0, min_distance: int | N
         small[0] = False
         markers[small[markers]] = 0
     if min_distance is not None:
-        from skimage.feature import peak_local_max
+        from .classical import distance_peak_markers
 
-        inside = ndi.distance_transform_edt(markers > 0)
-        peaks = peak_local_max(inside, min_distance=min_distance, labels=markers, exclude_border=False)
-        markers = np.zeros(classes.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        markers = distance_peak_markers(ndi.distance_transform_edt(markers > 0), markers, min_distance)
     return watershed(-ndi.distance_transform_edt(foreground), markers, mask=foreground).astype(np.int32)
 
 

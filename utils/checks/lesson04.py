@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
-from .modules import copy_reference_weights, layers_of, randomise_batch_norms
+from .modules import layers_of, run_with_reference_weights
 
 
 # ------------------------------------------------------------------------------ transposed convolution
@@ -306,20 +306,12 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
             msg = f"{label}: {n_mine:,} parameters, the reference has {n_ref:,} ({n_mine - n_ref:+,})"
             problem = _up_step_structure(module, cin, cout)
             return msg + (f" - {problem}" if problem else "")
-        randomise_batch_norms(reference)
-        reference.eval()
-        if not copy_reference_weights(reference, module):
-            return (f"{label}: the right number of parameters, but the reference's weights cannot be copied into "
-                    "yours layer by layer: use one nn.ConvTranspose2d, two nn.Conv2d and two nn.BatchNorm2d")
-        module.eval()
         x, skip = inputs(cin, cout, 4, 6, seed=1)
-        with torch.no_grad():
-            got, error = call_answer(module, x, skip)
-            want = reference(x, skip)
-        if error:
-            return f"{label}: with the reference's weights, forward raised {error}"
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            return f"{label}: with the reference's weights, forward no longer returned a {tuple(want.shape)} tensor"
+        got, want, problem = run_with_reference_weights(
+            module, reference, (x, skip), "the reference's",
+            "one nn.ConvTranspose2d, two nn.Conv2d and two nn.BatchNorm2d", "forward")
+        if problem:
+            return f"{label}: {problem}"
         if torch.allclose(got, want, atol=1e-5, rtol=0):
             return None
         msg = (f"{label}: right shapes and parameter count, but with the reference's weights the outputs differ "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
-from .modules import copy_reference_weights, layers_of, randomise_batch_norms
+from .modules import layers_of, run_with_reference_weights
 
 
 def _as_number(value):
@@ -331,20 +331,11 @@ def check_aspp_branch(aspp_branch: Callable | None, strict: bool = False) -> Fee
             msg = f"{label}: {n_mine:,} parameters, the course's branch has {n_ref:,} ({n_mine - n_ref:+,})"
             problem = _branch_structure(module, cin, cout, rate)
             return msg + (f" - {problem}" if problem else "")
-        randomise_batch_norms(reference)
-        reference.eval()
-        if not copy_reference_weights(reference, module):
-            return (f"{label}: the right number of parameters, but the course's weights cannot be copied into yours "
-                    "layer by layer: use one nn.Conv2d and one nn.BatchNorm2d")
-        module.eval()
         x = feature_map(cin, seed=1)
-        with torch.no_grad():
-            got, error = call_answer(module, x)
-            want = reference(x)
-        if error:
-            return f"{label}: with the course's weights, the module raised {error}"
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            return f"{label}: with the course's weights, the module no longer returned a {want_shape} tensor"
+        got, want, problem = run_with_reference_weights(
+            module, reference, (x,), "the course's", "one nn.Conv2d and one nn.BatchNorm2d", "the module")
+        if problem:
+            return f"{label}: {problem}"
         if torch.allclose(got, want, atol=1e-5, rtol=0):
             return None
         msg = (f"{label}: right shape, receptive field and parameter count, but with the course's weights the outputs "

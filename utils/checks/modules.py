@@ -1,7 +1,7 @@
 """Helpers of the checks that compare a learner's ``nn.Module`` with the course's: layers, weights, statistics."""
 from __future__ import annotations
 
-__all__ = ["copy_reference_weights", "layers_of", "randomise_batch_norms"]
+__all__ = ["copy_reference_weights", "layers_of", "randomise_batch_norms", "run_with_reference_weights"]
 
 
 def layers_of(module, kind) -> list:
@@ -55,3 +55,45 @@ def randomise_batch_norms(module) -> None:
             bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
             bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
             bn.bias.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+
+
+def run_with_reference_weights(module, reference, inputs, whose: str, layers: str, caller: str):
+    """Give ``module`` the weights (and BatchNorm statistics) of ``reference`` and run both on ``inputs``.
+
+    ``reference``'s BatchNorms first get non-trivial statistics (:func:`randomise_batch_norms`); both run in
+    eval mode without gradients, and the learner's module through :func:`utils.checks.core.call_answer`.
+
+    Parameters
+    ----------
+    whose : str
+        How the messages name the reference's weights ("the reference's", "the course's").
+    layers : str
+        The layers to use, said when the weights cannot be copied ("one nn.Conv2d and one nn.BatchNorm2d").
+    caller : str
+        What is said to have raised ("forward", "the module").
+
+    Returns
+    -------
+    (got, want, problem)
+        The two outputs, or ``problem``: the message when the weights cannot be copied, the learner's module
+        raised, or it returned something other than a tensor of the reference's shape (``None`` otherwise).
+    """
+    import torch
+
+    from .core import call_answer
+
+    randomise_batch_norms(reference)
+    reference.eval()
+    if not copy_reference_weights(reference, module):
+        return None, None, (f"the right number of parameters, but {whose} weights cannot be copied into yours "
+                            f"layer by layer: use {layers}")
+    module.eval()
+    with torch.no_grad():
+        got, error = call_answer(module, *inputs)
+        want = reference(*inputs)
+    if error:
+        return None, None, f"with {whose} weights, {caller} raised {error}"
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return None, None, f"with {whose} weights, {caller} no longer returned a {tuple(want.shape)} tensor"
+    return got, want, None
+
