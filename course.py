@@ -5,7 +5,7 @@
     python3 course.py test    # create/reuse .venv, install everything, run unit tests + every notebook (nbval, smoke, offline)
 
 The virtual environment lives in .venv inside the repository. It is (re)installed only when
-requirements.txt or pyproject.toml changed since the last install.
+requirements.txt, requirements-dev.txt or pyproject.toml changed since the last install.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".course-installed"
+INSTALL_INPUTS = ("requirements.txt", "requirements-dev.txt", "pyproject.toml")
 
 
 def venv_python() -> Path:
@@ -26,8 +27,9 @@ def venv_python() -> Path:
 
 
 def setup() -> Path:
-    """Create .venv if needed and install requirements.txt plus the editable `utils` package."""
-    want = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create .venv if needed and install requirements-dev.txt (the lessons' packages, JupyterLab and the test
+    tools) plus the editable `utils` package."""
+    want = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in INSTALL_INPUTS)).hexdigest()
     py = venv_python()
     if not py.exists():
         print(f"creating the virtual environment in {VENV}", flush=True)
@@ -35,7 +37,7 @@ def setup() -> Path:
     if not STAMP.exists() or STAMP.read_text().strip() != want:
         print("installing the course's packages (the first time takes a few minutes)", flush=True)
         subprocess.run([str(py), "-m", "pip", "install", "--upgrade", "pip"], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-r", str(ROOT / "requirements.txt"), "-e", str(ROOT)],
+        subprocess.run([str(py), "-m", "pip", "install", "-r", str(ROOT / "requirements-dev.txt"), "-e", str(ROOT)],
                        check=True)
         STAMP.write_text(want)
     return py
