@@ -27,6 +27,12 @@ Penn-Fudan (``fetch("penn_fudan", extract=True)``)::
 
     <root>/PennFudanPed/PNGImages/FudanPed00001.png
     <root>/PennFudanPed/PedMasks/FudanPed00001_mask.png       0 background, 1..N one id per pedestrian
+
+Pascal VOC 2012 (``fetch("voc2012", extract=True)``), read by torchvision's ``VOCSegmentation``::
+
+    <root>/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt, val.txt   one image id per line
+    <root>/VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg
+    <root>/VOCdevkit/VOC2012/SegmentationClass/2007_000033.png          palette PNG: 0..20 classes, 255 void
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from .validation import check_int
 
 PET_CLASS_NAMES = ("background", "pet")
 PENN_FUDAN_CLASS_NAMES = ("background", "pedestrian")
+VOC_SPLITS = ("train", "val", "trainval")
 IGNORE_INDEX = 255
 # trimap value -> class id: 1 (pet) -> 1, 2 (background) -> 0, 3 (border, "not classified") -> ignore
 _TRIMAP_TO_CLASS = {1: 1, 2: 0, 3: IGNORE_INDEX}
@@ -261,3 +268,70 @@ class PennFudanInstances(Dataset):
             raise ValueError(f"image {self.image_paths[index].name} is {image.shape[:2]} but its mask "
                              f"{self.mask_paths[index].name} is {id_map.shape}")
         return image_to_tensor(image), instance_id_map_to_target(id_map, image_id=index, label=1)
+
+
+class VOCSegmentation2012(Dataset):
+    """Pascal VOC 2012 semantic segmentation, as ``(image, mask)`` NumPy arrays at each photo's own size.
+
+    A thin layer over ``torchvision.datasets.VOCSegmentation`` (which reads the split file, the JPEG and
+    the palette PNG): it checks the layout with a clear error, and returns arrays, because VOC's photos
+    differ in size and an evaluation resizes each one as the model's preset asks
+    (:func:`utils.segmodels.evaluate_voc_model`).
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder holding ``VOCdevkit/VOC2012/`` (what ``fetch("voc2012", extract=True)`` returns).
+    split : {"train", "val", "trainval"}
+        ``ImageSets/Segmentation/<split>.txt``: 1,464 / 1,449 / 2,913 images in the real dataset.
+    limit : int, optional
+        Keep only the first ``limit`` images of the split.
+
+    Samples are ``(image, mask)``: ``image`` ``(H, W, 3)`` uint8 RGB; ``mask`` ``(H, W)`` int64 with the
+    classes of :data:`utils.segmodels.VOC_CLASS_NAMES` (0 background, 1..20) and 255 for the void band
+    drawn around every object and over ambiguous regions (left out of metrics).
+    """
+
+    num_classes = 21
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, root, split: str = "val", limit: int | None = None):
+        from torchvision.datasets import VOCSegmentation
+
+        if split not in VOC_SPLITS:
+            raise ValueError(f"`split` must be one of {VOC_SPLITS}, got {split!r}")
+        check_int("limit", limit, none_ok=True)
+        base = Path(root) / "VOCdevkit" / "VOC2012"
+        for sub in ("JPEGImages", "SegmentationClass", f"ImageSets/Segmentation/{split}.txt"):
+            if not (base / sub).exists():
+                raise FileNotFoundError(f"`root` {root} has no VOCdevkit/VOC2012/{sub}; extract the archive with "
+                                        "fetch('voc2012', extract=True)")
+        self.voc = VOCSegmentation(str(root), year="2012", image_set=split, download=False)
+        if not len(self.voc):
+            raise ValueError(f"split file {base / 'ImageSets/Segmentation' / (split + '.txt')} lists no images")
+        self.split = split
+        self.length = min(limit, len(self.voc)) if limit else len(self.voc)
+
+    @classmethod
+    def from_cache(cls, split: str = "val", **kwargs) -> "VOCSegmentation2012":
+        """Fetch (download once, verify, extract: 2 GB) VOC 2012 and read it; offline raises
+        :class:`utils.data.DownloadUnavailable`, naming the offline path."""
+        from .data import fetch
+
+        return cls(fetch("voc2012", extract=True), split=split, **kwargs)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} is out of range for {self.length} images")
+        image, target = self.voc[index % self.length]
+        image, mask = np.array(image.convert("RGB")), np.array(target, dtype=np.int64)
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"VOC image {self.voc.images[index]} is {image.shape[:2]} but its mask is {mask.shape}")
+        bad = np.setdiff1d(np.unique(mask), [*range(self.num_classes), IGNORE_INDEX])
+        if bad.size:
+            raise ValueError(f"VOC mask {self.voc.masks[index]} holds values {bad.tolist()[:5]}, not classes 0..20 "
+                             "or 255: is it a palette PNG?")
+        return image, mask
