@@ -159,3 +159,56 @@ def test_import_utils_is_cheap():
     code = "import sys, utils, utils.runtime, utils.scenes, utils.checks; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+# ----------------------------------------------------------------------------------------------
+# full mode: the announcement and the plan it reads
+
+
+def test_announce_full_run_is_silent_outside_full_mode(capsys):
+    from utils.runtime import announce_full_run
+
+    for mode in ("smoke", "default"):
+        assert announce_full_run("04_fcn_unet.ipynb", mode=mode) is None
+    assert capsys.readouterr().out == ""
+
+
+def test_announce_full_run_names_downloads_time_and_the_way_out(capsys):
+    from utils.data import REGISTRY
+    from utils.runtime import announce_full_run
+
+    plan = announce_full_run("04_fcn_unet.ipynb", mode="full")
+    out = capsys.readouterr().out
+    assert REGISTRY["oxford_pet_images"].title in out and "792 MB" in out
+    assert f"about {plan['t4_minutes']} minutes on a Colab T4" in out
+    assert "%env COURSE_MODE=default" in out
+    announce_full_run("03_metrics_losses.ipynb", mode="full")
+    assert "downloads" not in capsys.readouterr().out   # nothing to fetch: only the time
+
+
+def test_announce_full_run_rejects_a_notebook_without_a_plan():
+    from utils.runtime import announce_full_run
+
+    with pytest.raises(KeyError, match="no plan for 'nope.ipynb'.*estimate_full_mode"):
+        announce_full_run("nope.ipynb", mode="full")
+
+
+def test_every_announcing_notebook_has_a_plan_within_15_minutes_on_a_t4():
+    import json
+    import re
+    from pathlib import Path
+
+    from utils.data import REGISTRY
+
+    root = Path(__file__).resolve().parent.parent
+    plans = json.loads((root / "benchmarks" / "full_mode.json").read_text())
+    announced = {}
+    for nb in sorted((root / "notebooks").glob("*.ipynb")):
+        found = re.findall(r'announce_full_run\(\\"([^"\\]+)\\"\)', nb.read_text())
+        if found:
+            announced[nb.name] = found
+    assert set(announced) == set(plans), "each notebook with a full-mode plan announces it, and only those"
+    for name, found in announced.items():
+        assert found == [name], f"{name} announces the plan of {found}"
+        assert plans[name]["t4_minutes"] <= 15, f"{name}: {plans[name]['t4_minutes']} min on a T4, over 15"
+        assert set(plans[name]["downloads"]) <= set(REGISTRY)

@@ -244,3 +244,55 @@ def announce_offline(what: str) -> bool:
         _online_cache[key] = True
         print(f"Offline: {what} cannot be downloaded, so this lesson uses its offline path.")
     return True
+
+
+FULL_MODE_PLAN = REPO_ROOT / "benchmarks" / "full_mode.json"
+
+
+def announce_full_run(notebook: str, mode: str | None = None, plan_file=None) -> dict | None:
+    """In full mode, say first what this notebook will download and how long it should take, and how to opt out.
+
+    The figures come from ``benchmarks/full_mode.json`` (written by ``tools/estimate_full_mode.py``: measured
+    FLOPs and loader costs turned into minutes on a Colab T4). Outside full mode nothing is printed.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook's file name, e.g. ``"04_fcn_unet.ipynb"``.
+    mode : str, optional
+        Overrides :func:`course_mode` (tests).
+    plan_file : str or Path, optional
+        Default: ``benchmarks/full_mode.json`` in the repository.
+
+    Returns
+    -------
+    dict or None
+        The notebook's plan when it was announced, else ``None``.
+
+    Raises
+    ------
+    KeyError
+        If the plan has no entry for ``notebook`` (run ``tools/estimate_full_mode.py`` after adding one).
+    """
+    import json
+
+    mode = course_mode() if mode is None else mode
+    if mode != "full":
+        return None
+    plans = json.loads(Path(plan_file or FULL_MODE_PLAN).read_text())
+    if notebook not in plans:
+        raise KeyError(f"benchmarks/full_mode.json has no plan for {notebook!r}: add it to "
+                       "tools/estimate_full_mode.py and run that tool")
+    plan = plans[notebook]
+    from .data import REGISTRY
+
+    if plan["downloads"]:
+        names = ", ".join(f"{REGISTRY[n].title} ({REGISTRY[n].size_bytes / 1e6:,.0f} MB)" for n in plan["downloads"])
+        fetch_text = (f"downloads {names}, {plan['download_mb']:,} MB in all, once (later runs use the cache "
+                      f"{data_dir()}), and ")
+    else:
+        fetch_text = ""
+    print(f"Full mode: this notebook {fetch_text}takes about {plan['t4_minutes']} minutes on a Colab T4 GPU "
+          "(estimate: benchmarks/FULL_MODE.md). For the few-minute version instead, run `%env COURSE_MODE=default` "
+          "in a cell (or start Jupyter with COURSE_MODE=default) and run the notebook again from the top.")
+    return plan

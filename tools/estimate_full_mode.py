@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Estimate what each notebook costs in full mode on a Colab T4, from measured FLOPs; write the plan.
+
+    .venv/bin/python tools/estimate_full_mode.py      # writes benchmarks/full_mode.json and FULL_MODE.md
+
+Full mode must fit 15 minutes per notebook on a T4. A T4 is not at hand here, so the time is estimated, and
+this is how:
+
+* **Compute.** The FLOPs of one training step (forward and backward, with the notebook's model, batch and
+  image size) are counted with ``torch.utils.flop_counter.FlopCounterMode`` and multiplied by the number of
+  steps; evaluation passes likewise (forward only). They are divided by **8 TFLOP/s**, the rate assumed for a
+  T4 under float16 autocast: an eighth of its 65 TFLOP/s tensor-core peak, because these are small
+  convolutions, and T4s in Colab run clocked down. On top, every step pays a fixed cost for the Python
+  and kernel launches that FLOPs do not see: 10 ms for a segmentation step, 60 ms for a Mask R-CNN step
+  (torchvision's detection code does much of its work in Python).
+* **Loading.** Where photos are decoded from disk every epoch (Oxford-IIIT Pet), the loader's time is the
+  measured cost of reading, decoding and resizing one photo on one CPU core (``PET_DECODE_S``, timed on a
+  500x375 JPEG and its trimap) times the images, divided by the DataLoader workers a 2-core Colab gets
+  (``utils.datasets.loader_options``: one). A training epoch takes the longer of compute and loading.
+* **The rest of the notebook** (demonstrations, figures, generating scenes): one minute, ``OTHER_S``.
+* **Downloads** at an assumed 25 MB/s (what Colab usually gets from a university server; the Oxford and
+  Penn servers can be slower), plus extraction.
+
+The GPU rehearsal (``tools/rehearse_full_mode.py`` on a real GPU) measures the same notebooks for real;
+its times are recorded next to these estimates in FULL_MODE.md. When a full-mode configuration changes in a
+notebook, change its ``WORKLOADS`` entry here and run this again.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+T4_FLOPS = 8e12
+STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.060}
+DOWNLOAD_MB_S = 25.0
+PET_DECODE_S = 0.0042          # measured: one 500x375 JPEG + trimap, decoded and resized to 160 px, one core
+COLAB_WORKERS = 1              # loader_options on Colab's 2 cores
+LIMIT_MIN = 15.0
+OTHER_S = 60
+
+# Every full-mode training and evaluation of each notebook: (what, model, batch, size, steps, eval images)
+WORKLOADS = {
+    "03_metrics_losses.ipynb": {
+        "downloads": [],
+        "train": [dict(what="5 losses x U-Net (width 8) on 4,000 scenes, 10 epochs", model="unet8", batch=16,
+                       size=64, steps=5 * 10 * 250, eval_images=5 * 10 * 500)],
+    },
+    "04_fcn_unet.ipynb": {
+        "downloads": ["oxford_pet_images", "oxford_pet_annotations"],
+        "extract_s": 40,
+        "train": [dict(what="U-Net (width 32, depth 4) on Oxford-IIIT Pet at 160 px, 10 epochs, with and without "
+                            "skips", model="unet32d4", batch=16, size=160, steps=2 * 10 * 207,
+                       eval_images=2 * (10 * 368 + 3669), decode_images=2 * (10 * (3312 + 368) + 3669))],
+    },
+    "04b_unet_real_nuclei.ipynb": {
+        "downloads": ["dsb2018_stage1_train"],
+        "extract_s": 90,   # extraction and conversion of 670 images with 29,461 mask files
+        "train": [dict(what="U-Net (width 32) on 128-px crops of the whole stage-1 set, 6,000 steps",
+                       model="unet32d3", batch=8, size=128, steps=6000, eval_images=10 * 27 * 4)],
+    },
+    "05_deeplab_aspp_pspnet.ipynb": {
+        "downloads": ["deeplabv3_resnet50_coco", "voc2012"],
+        "extract_s": 60,
+        "train": [dict(what="U-Net, DeepLabV3, DeepLabV3+ on 6,000 scenes of 64 px, 10 epochs each",
+                       model="trio64", batch=16, size=64, steps=3 * 10 * 375, eval_images=3 * 10 * 300),
+                  dict(what="DeepLabV3+ on 12,000 scenes of 96 px, 8 epochs", model="v3plus", batch=16, size=96,
+                       steps=8 * 750, eval_images=8 * 300),
+                  dict(what="pretrained DeepLabV3 ResNet-50 on the 1,449 VOC 2012 val photos (shorter side 520)",
+                       model="voc_eval", batch=1, size=520, steps=0, eval_images=1449)],
+    },
+    "06_mask_rcnn.ipynb": {
+        "downloads": ["maskrcnn_resnet50_fpn_coco", "penn_fudan"],
+        "extract_s": 5,
+        "train": [dict(what="Mask R-CNN ResNet-50-FPN fine-tuned on Penn-Fudan, 12 epochs of 55 steps",
+                       model="maskrcnn_full", batch=2, size=None, steps=12 * 55, eval_images=12 * 20 + 40),
+                  dict(what="CPU-sized Mask R-CNN on nuclei crops, 3,000 steps", model="maskrcnn_small", batch=4,
+                       size=128, steps=3000, eval_images=65)],
+    },
+}
+
+
+def _seg_step_flops(model, batch, size, classes, train=True):
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(batch, 3, size, size)
+    target = torch.randint(0, classes, (batch, size, size))
+    model.train(train)
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            out = model(x)
+            F.cross_entropy(out["out"] if isinstance(out, dict) else out, target).backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return counter.get_total_flops()
+
+
+def _detection_step_flops(model, images, train=True):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    targets = []
+    for im in images:
+        h, w = im.shape[1:]
+        masks = torch.zeros(1, h, w, dtype=torch.uint8)
+        masks[0, h // 4: h // 2, w // 4: w // 2] = 1
+        targets.append({"boxes": torch.tensor([[w / 4, h / 4, w / 2 - 1, h / 2 - 1]]), "labels": torch.tensor([1]),
+                        "masks": masks})
+    model.train(train)
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            sum(model(images, targets).values()).backward()
+        else:
+            with torch.no_grad():
+                model(images)
+    return counter.get_total_flops()
+
+
+def flops(model_name: str, batch: int, size) -> tuple[float, float]:
+    """(FLOPs of one training step, FLOPs of evaluating one image) for a workload's model."""
+    import torch
+
+    from utils.instance import build_maskrcnn_cpu, build_maskrcnn_full
+    from utils.models import UNet
+    from utils.segmodels import build_deeplabv3, build_deeplabv3plus, deeplabv3_resnet50_voc
+
+    if model_name == "unet8":
+        m = UNet(3, 3, base_width=8, depth=3)
+        return _seg_step_flops(m, batch, size, 3), _seg_step_flops(m, 1, size, 3, train=False)
+    if model_name == "unet32d4":
+        m = UNet(3, 2, base_width=32, depth=4)
+        return _seg_step_flops(m, batch, size, 2), _seg_step_flops(m, 1, size, 2, train=False)
+    if model_name == "unet32d3":
+        m = UNet(3, 3, base_width=32, depth=3)
+        return _seg_step_flops(m, batch, size, 3), _seg_step_flops(m, 1, 256, 3, train=False)
+    if model_name == "trio64":
+        models = [UNet(3, 4, base_width=16, depth=3),
+                  build_deeplabv3(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
+                                  last_layer="layer2"),
+                  build_deeplabv3plus(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
+                                      last_layer="layer2")]
+        train = sum(_seg_step_flops(m, batch, size, 4) for m in models) / 3
+        evaluation = sum(_seg_step_flops(m, 1, size, 4, train=False) for m in models) / 3
+        return train, evaluation
+    if model_name == "v3plus":
+        m = build_deeplabv3plus(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
+                                last_layer="layer2")
+        return _seg_step_flops(m, batch, size, 4), _seg_step_flops(m, 1, size, 4, train=False)
+    if model_name == "voc_eval":
+        m = deeplabv3_resnet50_voc(None)
+        return 0.0, _seg_step_flops(m, 1, size, 21, train=False) * (693 / 520)   # 500x375 photos -> 520x693
+    if model_name == "maskrcnn_full":
+        m = build_maskrcnn_full(2)
+        images = [torch.rand(3, 380, 480) for _ in range(batch)]   # Penn-Fudan photos are about this size
+        return _detection_step_flops(m, images), _detection_step_flops(m, images[:1], train=False)
+    if model_name == "maskrcnn_small":
+        m = build_maskrcnn_cpu(2, image_size=size, anchor_sizes=(8, 16, 32))
+        return (_detection_step_flops(m, [torch.rand(3, size, size) for _ in range(batch)]),
+                _detection_step_flops(m, [torch.rand(3, 520, 696)], train=False))
+    raise ValueError(f"unknown model {model_name!r}")
+
+
+def estimate() -> dict:
+    import torch
+
+    from utils.data import REGISTRY
+
+    torch.manual_seed(0)
+    plan = {}
+    for notebook, spec in WORKLOADS.items():
+        download_mb = sum(REGISTRY[n].size_bytes for n in spec["downloads"]) / 1e6
+        download_s = download_mb / DOWNLOAD_MB_S + spec.get("extract_s", 0)
+        rows, total_s = [], download_s + OTHER_S
+        for w in spec["train"]:
+            step_flops, eval_flops = flops(w["model"], w["batch"], w["size"])
+            kind = "detection" if w["model"].startswith("maskrcnn") else "segmentation"
+            compute_s = (w["steps"] * step_flops + w["eval_images"] * eval_flops) / T4_FLOPS \
+                + w["steps"] * STEP_OVERHEAD_S[kind]
+            loader_s = w.get("decode_images", 0) * PET_DECODE_S / COLAB_WORKERS
+            seconds = max(compute_s, loader_s)
+            total_s += seconds
+            rows.append({"what": w["what"], "steps": w["steps"], "tflop": round((w["steps"] * step_flops
+                         + w["eval_images"] * eval_flops) / 1e12, 1), "compute_s": round(compute_s),
+                         "loader_s": round(loader_s), "seconds": round(seconds)})
+        plan[notebook] = {"downloads": spec["downloads"], "download_mb": round(download_mb),
+                          "download_s": round(download_s), "workloads": rows,
+                          "t4_minutes": round(total_s / 60 + 0.5)}   # rounded up to whole minutes
+    return plan
+
+
+def write(plan: dict, measured: dict | None = None) -> None:
+    (ROOT / "benchmarks" / "full_mode.json").write_text(json.dumps(plan, indent=1) + "\n")
+    lines = ["# Full mode on a Colab T4: the plan", "",
+             "Written by `tools/estimate_full_mode.py` (how the estimate is made: its docstring). Each notebook "
+             "prints its line of this table before it downloads or trains in full mode "
+             "(`utils.runtime.announce_full_run`). The limit is 15 minutes per notebook.", "",
+             "| notebook | downloads | training and evaluation | T4 estimate |", "|---|---|---|---|"]
+    for notebook, p in plan.items():
+        downloads = f"{p['download_mb']:,} MB ({p['download_s']} s)" if p["downloads"] else "none"
+        work = "<br>".join(f"{w['what']}: {w['tflop']} TFLOP, {w['seconds']} s"
+                           + (f" (loader-bound: {w['loader_s']} s)" if w["loader_s"] > w["compute_s"] else "")
+                           for w in p["workloads"])
+        lines.append(f"| {notebook} | {downloads} | {work} | {p['t4_minutes']} min |")
+    (ROOT / "benchmarks" / "FULL_MODE.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    start = time.perf_counter()
+    plan = estimate()
+    write(plan)
+    for notebook, p in plan.items():
+        flag = "" if p["t4_minutes"] <= LIMIT_MIN else f"  OVER the {LIMIT_MIN:.0f}-minute limit"
+        print(f"{notebook:32s} {p['download_mb']:6,} MB  about {p['t4_minutes']:3d} min on a T4{flag}")
+    print(f"({time.perf_counter() - start:.0f} s)")
+    return 0 if all(p["t4_minutes"] <= LIMIT_MIN for p in plan.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
