@@ -530,3 +530,19 @@ def test_a_corrupt_cached_archive_is_removed_with_its_stamp_and_downloaded_again
     assert not (cache / "data.zip").exists() and not data._stamp_path(cache, entry).exists()
     folder = fetch(entry, progress=False, extract=True)          # the next call downloads it afresh
     assert (folder / "a" / "b.txt").read_bytes() == b"x" and len(server.requests) == 2
+
+
+def test_optional_fetch_downloads_nothing_in_smoke_mode(server, cache, online, monkeypatch, capsys):
+    """Smoke mode downloads nothing, pretrained weights included; a verified cached copy is still used."""
+    from utils.data import optional_fetch
+
+    entry = make_entry(server.serve("/weights.pth", BODY), "weights.pth", make_hash(BODY, "sha256"))
+    monkeypatch.setattr(data, "get_entry", lambda name: entry)
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    assert optional_fetch("test_file") is None
+    assert server.requests == [] and "Smoke mode downloads nothing: a test file" in capsys.readouterr().out
+    monkeypatch.setenv("COURSE_MODE", "default")
+    path = optional_fetch("test_file")
+    assert path.read_bytes() == BODY and server.requests == ["/weights.pth"]
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    assert optional_fetch("test_file") == path and server.requests == ["/weights.pth"]   # cached: no request

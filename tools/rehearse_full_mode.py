@@ -23,6 +23,9 @@ learn and JPEG sizes are plausible. The files are served by a loopback HTTP serv
 fresh kernel with ``COURSE_MODE=full`` and a first, invisible cell that points the registry at the server
 (with the stand-ins' SHA-256 where the real entry has a hash) and marks the machine online. Nothing is
 saved into the notebooks; the wall time of each is printed and written to ``--report``.
+
+``--as-script`` runs each notebook's code cells, in order, as one Python program instead of in a Jupyter
+kernel (the lessons use no IPython magics): for a GPU machine that has PyTorch but no Jupyter.
 """
 from __future__ import annotations
 
@@ -243,8 +246,13 @@ BUILDERS = {
 
 
 def build_all(out: Path, scale: float = 1.0) -> dict[str, Path]:
-    """Every stand-in file, keyed by registry name."""
+    """Every stand-in file, keyed by registry name (reused when ``out`` already holds a set of this scale)."""
     out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "built.json"
+    if stamp.is_file():
+        record = json.loads(stamp.read_text())
+        if record.get("scale") == scale and all(Path(f).is_file() for f in record["files"].values()):
+            return {name: Path(f) for name, f in record["files"].items()}
     files = {}
     t0 = time.perf_counter()
     files["oxford_pet_images"], files["oxford_pet_annotations"] = build_oxford_pet(out, scale)
@@ -255,13 +263,17 @@ def build_all(out: Path, scale: float = 1.0) -> dict[str, Path]:
         files[name] = build_weights(out, name)
     sizes = ", ".join(f"{n} {p.stat().st_size / 1e6:.0f} MB" for n, p in files.items())
     print(f"built the stand-in files in {time.perf_counter() - t0:.0f} s: {sizes}", flush=True)
+    stamp.write_text(json.dumps({"scale": scale, "files": {n: str(p) for n, p in files.items()}}))
     return files
 
 
 def serve(folder: Path):
     """Serve ``folder`` on 127.0.0.1 from a daemon thread; return ``(server, base_url)``."""
-    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):   # no access log in the notebooks' output
+            pass
+
+    handler = partial(Quiet, directory=str(folder))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -322,6 +334,37 @@ def run_notebook(path: Path, patch: dict, cache: Path, timeout: int) -> dict:
     return {"notebook": path.name, "wall_s": round(wall, 1), "error": error, "printed": lines}
 
 
+def run_as_script(path: Path, patch: dict, cache: Path, timeout: int, mode: str = "full", log_dir=None) -> dict:
+    """Like :func:`run_notebook`, with the code cells run as one Python program (no Jupyter needed)."""
+    import subprocess
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    code = [PREAMBLE] + [c.source for c in nb.cells if c.cell_type == "code"]
+    script = cache.parent / f"{path.stem}.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("\n\n".join(code) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_OFFLINE"}
+    env.update(COURSE_MODE=mode, COURSE_DATA=str(cache), COURSE_REHEARSAL_PATCH=json.dumps(patch), MPLBACKEND="Agg",
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    log = Path(log_dir or script.parent) / f"{path.stem}.log"
+    start = time.perf_counter()
+    with open(log, "w") as sink:   # written as it runs: a run cut short still leaves its log
+        try:
+            done = subprocess.run([sys.executable, str(script)], cwd=path.parent, env=env, stdout=sink,
+                                  stderr=subprocess.STDOUT, text=True, timeout=timeout)
+            error = None if done.returncode == 0 else f"exit status {done.returncode} (see {log})"
+        except subprocess.TimeoutExpired:
+            error = f"timed out after {timeout} s"
+    out = log.read_text(errors="replace")
+    lines = [l for l in out.splitlines() if l.strip() and "%|" not in l and "\r" not in l]
+    if error and lines:
+        error += ": " + lines[-1][:300]
+    return {"notebook": path.name, "wall_s": round(time.perf_counter() - start, 1), "error": error, "printed": lines}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
@@ -330,6 +373,11 @@ def main(argv=None) -> int:
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--report", type=Path, default=None, help="JSON file for the records")
+    parser.add_argument("--as-script", action="store_true", help="run the code cells as one Python program")
+    parser.add_argument("--mode", default="full", choices=("smoke", "default", "full"),
+                        help="COURSE_MODE for --as-script (full; smoke checks the tool itself quickly)")
+    parser.add_argument("--cache", type=Path, default=None, help="download cache (default: OUT/cache)")
+    parser.add_argument("--log-dir", type=Path, default=None, help="where --as-script writes each notebook's log")
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1:
         raise SystemExit(f"--scale must be in (0, 1], got {args.scale}")
@@ -341,8 +389,11 @@ def main(argv=None) -> int:
     records = []
     try:
         for nb in args.notebooks:
-            cache = args.out / "cache"
-            record = run_notebook(nb.resolve(), patch, cache, args.timeout)
+            cache = args.cache or args.out / "cache"
+            if args.as_script:
+                record = run_as_script(nb.resolve(), patch, cache, args.timeout, args.mode, args.log_dir)
+            else:
+                record = run_notebook(nb.resolve(), patch, cache, args.timeout)
             records.append(record)
             status = "ok" if record["error"] is None else f"FAILED: {record['error']}"
             print(f"{record['notebook']}: {record['wall_s']:.0f} s, {status}", flush=True)

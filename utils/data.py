@@ -795,12 +795,20 @@ def fetch(name, *, progress: bool = True, extract: bool = False, recheck: bool =
 
 
 def optional_fetch(name: str):
-    """:func:`fetch`, or ``None`` when the file is not cached and cannot be downloaded.
+    """:func:`fetch`, or ``None`` when the file is not cached and cannot, or should not, be downloaded.
 
-    Only the offline case (:class:`DownloadUnavailable`) gives ``None``; a download that
-    fails online (wrong hash, broken transfer) still raises, so a real problem is never hidden.
+    ``None`` comes back offline (:class:`DownloadUnavailable`), and in smoke mode, which downloads nothing
+    (a file already in the cache is still used; one line says what was skipped). A download that fails online
+    (wrong hash, broken transfer) still raises, so a real problem is never hidden.
     """
+    entry = get_entry(name)
+    if runtime.course_mode() == "smoke":
+        cache = runtime.data_dir()
+        if _cached_copy_ok(cache, entry, cache / entry.filename, recheck=False):
+            return cache / entry.filename
+        print(f"Smoke mode downloads nothing: {entry.title} ({_human_size(entry.size_bytes)}) is skipped.")
+        return None
     try:
-        return fetch(name)
+        return fetch(entry)
     except DownloadUnavailable:
         return None
