@@ -11,12 +11,15 @@ this is how:
   steps; evaluation passes likewise (forward only). They are divided by **8 TFLOP/s**, the rate assumed for a
   T4 under float16 autocast: an eighth of its 65 TFLOP/s tensor-core peak, because these are small
   convolutions, and T4s in Colab run clocked down. On top, every step pays a fixed cost for the Python
-  and kernel launches that FLOPs do not see: 10 ms for a segmentation step, 60 ms for a Mask R-CNN step
-  (torchvision's detection code does much of its work in Python).
+  and kernel launches that FLOPs do not see: 10 ms for a segmentation step, 150 ms for a Mask R-CNN step
+  (torchvision's detection code does much of its work in Python). Both were read off the GPU rehearsal:
+  0.008 s per scene step, and 0.20 s per Penn-Fudan step of which the GPU's arithmetic is a small part.
 * **Loading.** Where photos are decoded from disk every epoch (Oxford-IIIT Pet), the loader's time is the
   measured cost of reading, decoding and resizing one photo on one CPU core (``PET_DECODE_S``, timed on a
   500x375 JPEG and its trimap) times the images, divided by the DataLoader workers a 2-core Colab gets
   (``utils.datasets.loader_options``: one). A training epoch takes the longer of compute and loading.
+  Where samples are made in the main process (nuclei crops, Penn-Fudan PNGs), their measured cost is added
+  to each step (``load_s``).
 * **The rest of the notebook** (demonstrations, figures, generating scenes): one minute, ``OTHER_S``.
 * **Downloads** at an assumed 25 MB/s (what Colab usually gets from a university server; the Oxford and
   Penn servers can be slower), plus extraction.
@@ -37,9 +40,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 T4_FLOPS = 8e12
-STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.060}
+STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.150}
 DOWNLOAD_MB_S = 25.0
 PET_DECODE_S = 0.0042          # measured: one 500x375 JPEG + trimap, decoded and resized to 160 px, one core
+NUCLEI_CROP_S = 0.00027        # measured: one 128-px crop of utils.nuclei.NucleiSegmentation (boundary classes)
+NUCLEI_INSTANCE_CROP_S = 0.00046   # measured: one 128-px crop of NucleiInstances with its targets
+PENN_FUDAN_READ_S = 0.0058     # measured: one Penn-Fudan-sized PNG and its instance mask, read and converted
 COLAB_WORKERS = 1              # loader_options on Colab's 2 cores
 LIMIT_MIN = 15.0
 OTHER_S = 60
@@ -62,7 +68,8 @@ WORKLOADS = {
         "downloads": ["dsb2018_stage1_train"],
         "extract_s": 90,   # extraction and conversion of 670 images with 29,461 mask files
         "train": [dict(what="U-Net (width 32) on 128-px crops of the whole stage-1 set, 6,000 steps",
-                       model="unet32d3", batch=8, size=128, steps=6000, eval_images=10 * 27 * 4)],
+                       model="unet32d3", batch=8, size=128, steps=6000, eval_images=10 * 27 * 4,
+                       load_s=8 * NUCLEI_CROP_S)],
     },
     "05_deeplab_aspp_pspnet.ipynb": {
         "downloads": ["deeplabv3_resnet50_coco", "voc2012"],
@@ -78,9 +85,10 @@ WORKLOADS = {
         "downloads": ["maskrcnn_resnet50_fpn_coco", "penn_fudan"],
         "extract_s": 5,
         "train": [dict(what="Mask R-CNN ResNet-50-FPN fine-tuned on Penn-Fudan, 12 epochs of 55 steps",
-                       model="maskrcnn_full", batch=2, size=None, steps=12 * 55, eval_images=12 * 20 + 40),
-                  dict(what="CPU-sized Mask R-CNN on nuclei crops, 3,000 steps", model="maskrcnn_small", batch=4,
-                       size=128, steps=3000, eval_images=65)],
+                       model="maskrcnn_full", batch=2, size=None, steps=12 * 55, eval_images=12 * 20 + 40,
+                       load_s=2 * PENN_FUDAN_READ_S),
+                  dict(what="CPU-sized Mask R-CNN on nuclei crops, 1,500 steps", model="maskrcnn_small", batch=4,
+                       size=128, steps=1500, eval_images=65, load_s=4 * NUCLEI_INSTANCE_CROP_S)],
     },
 }
 
@@ -183,7 +191,7 @@ def estimate() -> dict:
             step_flops, eval_flops = flops(w["model"], w["batch"], w["size"])
             kind = "detection" if w["model"].startswith("maskrcnn") else "segmentation"
             compute_s = (w["steps"] * step_flops + w["eval_images"] * eval_flops) / T4_FLOPS \
-                + w["steps"] * STEP_OVERHEAD_S[kind]
+                + w["steps"] * (STEP_OVERHEAD_S[kind] + w.get("load_s", 0.0))
             loader_s = w.get("decode_images", 0) * PET_DECODE_S / COLAB_WORKERS
             seconds = max(compute_s, loader_s)
             total_s += seconds
@@ -209,10 +217,18 @@ def write(plan: dict, measured: dict | None = None) -> None:
                            + (f" (loader-bound: {w['loader_s']} s)" if w["loader_s"] > w["compute_s"] else "")
                            for w in p["workloads"])
         lines.append(f"| {notebook} | {downloads} | {work} | {p['t4_minutes']} min |")
+    rehearsal = ROOT / "benchmarks" / "full_mode_rehearsal.json"
+    if rehearsal.is_file():   # what a GPU rehearsal measured (tools/rehearse_full_mode.py), written by hand
+        r = json.loads(rehearsal.read_text())
+        lines += ["", f"## Rehearsed on a GPU ({r['date']})", "", f"{r['machine']}: `{r['command']}`.", "", r["note"], "",
+                  "| notebook | outcome | wall time | seen |", "|---|---|---|---|"]
+        lines += [f"| {x['notebook']} | {x['status']} | {'' if x['wall_s'] is None else str(x['wall_s']) + ' s'} | "
+                  f"{x['seen']} |" for x in r["runs"]]
     (ROOT / "benchmarks" / "FULL_MODE.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> int:
+    """Measure, estimate, write the plan; exit status 1 if a notebook is over the limit."""
     start = time.perf_counter()
     plan = estimate()
     write(plan)

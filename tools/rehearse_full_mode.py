@@ -338,10 +338,8 @@ def run_as_script(path: Path, patch: dict, cache: Path, timeout: int, mode: str 
     """Like :func:`run_notebook`, with the code cells run as one Python program (no Jupyter needed)."""
     import subprocess
 
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    code = [PREAMBLE] + [c.source for c in nb.cells if c.cell_type == "code"]
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]   # plain JSON: no Jupyter package needed
+    code = [PREAMBLE] + ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     script = cache.parent / f"{path.stem}.py"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("\n\n".join(code) + "\n")
