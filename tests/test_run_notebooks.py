@@ -23,15 +23,15 @@ def _entry(wall_s, **results):
 def test_target_rows_compare_in_the_right_direction(runner):
     entries = {
         "04_fcn_unet.ipynb": _entry(200.0, unet_test_miou=0.92, unet_train_s=190.0),
-        "05_deeplab_aspp_pspnet.ipynb": _entry(320.0, deeplab_test_miou=0.84),
+        "05b_deeplab_at_scale.ipynb": _entry(320.0, deeplab_test_miou=0.84),
     }
     rows = {(r["notebook"], r["figure"]): r for r in runner.target_rows(entries)}
     assert rows[("04_fcn_unet.ipynb", "unet_test_miou")]["met"] is True
     assert rows[("04_fcn_unet.ipynb", "unet_train_s")]["met"] is False  # 190 s > 180 s
     assert rows[("04_fcn_unet.ipynb", "wall_s")]["met"] is True
-    assert rows[("05_deeplab_aspp_pspnet.ipynb", "deeplab_test_miou")]["met"] is False
-    assert rows[("05_deeplab_aspp_pspnet.ipynb", "wall_s")]["met"] is False  # 320 s > 300 s
-    not_measured = rows[("05_deeplab_aspp_pspnet.ipynb", "deeplab_train_s")]
+    assert rows[("05b_deeplab_at_scale.ipynb", "deeplab_test_miou")]["met"] is False
+    assert rows[("05b_deeplab_at_scale.ipynb", "wall_s")]["met"] is False  # 320 s > 300 s
+    not_measured = rows[("05b_deeplab_at_scale.ipynb", "deeplab_train_s")]
     assert not_measured["met"] is None and not_measured["measured"] is None
     assert rows[("06_mask_rcnn.ipynb", "maskrcnn_mask_ap50")]["met"] is None
     assert ("06_mask_rcnn.ipynb", "wall_s") not in rows  # wall time only for notebooks that ran

@@ -74,12 +74,16 @@ WORKLOADS = {
     "05_deeplab_aspp_pspnet.ipynb": {
         "downloads": ["deeplabv3_resnet50_coco", "voc2012"],
         "extract_s": 60,
-        "train": [dict(what="U-Net, DeepLabV3, DeepLabV3+ on 6,000 scenes of 64 px, 10 epochs each",
-                       model="trio64", batch=16, size=64, steps=3 * 10 * 375, eval_images=3 * 10 * 300),
-                  dict(what="DeepLabV3+ on 12,000 scenes of 96 px, 8 epochs", model="v3plus", batch=16, size=96,
-                       steps=8 * 750, eval_images=8 * 300),
+        "train": [dict(what="U-Net and DeepLabV3+ strided and dilated x 3 seeds, DeepLabV3 once, on 6,000 scenes of "
+                            "64 px, 5 epochs each", model="trio64", batch=16, size=64, steps=10 * 5 * 375,
+                       eval_images=10 * 5 * 300),
                   dict(what="pretrained DeepLabV3 ResNet-50 on the 1,449 VOC 2012 val photos (shorter side 520)",
                        model="voc_eval", batch=1, size=520, steps=0, eval_images=1449)],
+    },
+    "05b_deeplab_at_scale.ipynb": {
+        "downloads": [],
+        "train": [dict(what="DeepLabV3+ (dilated) and U-Net on 12,000 scenes of 96 px, 8 epochs each", model="duo96",
+                       batch=16, size=96, steps=2 * 8 * 750, eval_images=2 * 8 * 300)],
     },
     "06_mask_rcnn.ipynb": {
         "downloads": ["maskrcnn_resnet50_fpn_coco", "penn_fudan"],
@@ -150,18 +154,19 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
         m = UNet(3, 3, base_width=32, depth=3)
         return _seg_step_flops(m, batch, size, 3), _seg_step_flops(m, 1, 256, 3, train=False)
     if model_name == "trio64":
-        models = [UNet(3, 4, base_width=16, depth=3),
-                  build_deeplabv3(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
-                                  last_layer="layer2"),
-                  build_deeplabv3plus(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
-                                      last_layer="layer2")]
-        train = sum(_seg_step_flops(m, batch, size, 4) for m in models) / 3
-        evaluation = sum(_seg_step_flops(m, 1, size, 4, train=False) for m in models) / 3
+        models = [UNet(3, 4, base_width=16, depth=3)] + [
+            build(4, "resnet18", output_stride=stride, channels=64, atrous_rates=(1, 2, 3), last_layer="layer3")
+            for build, stride in ((build_deeplabv3, 8), (build_deeplabv3plus, 16), (build_deeplabv3plus, 8))]
+        train = sum(_seg_step_flops(m, batch, size, 4) for m in models) / len(models)
+        evaluation = sum(_seg_step_flops(m, 1, size, 4, train=False) for m in models) / len(models)
         return train, evaluation
-    if model_name == "v3plus":
-        m = build_deeplabv3plus(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
-                                last_layer="layer2")
-        return _seg_step_flops(m, batch, size, 4), _seg_step_flops(m, 1, size, 4, train=False)
+    if model_name == "duo96":
+        models = [UNet(3, 4, base_width=16, depth=3),
+                  build_deeplabv3plus(4, "resnet18", output_stride=8, channels=64, atrous_rates=(1, 2, 3),
+                                      last_layer="layer3")]
+        train = sum(_seg_step_flops(m, batch, size, 4) for m in models) / len(models)
+        evaluation = sum(_seg_step_flops(m, 1, size, 4, train=False) for m in models) / len(models)
+        return train, evaluation
     if model_name == "voc_eval":
         m = deeplabv3_resnet50_voc(None)
         return 0.0, _seg_step_flops(m, 1, size, 21, train=False) * (693 / 520)   # 500x375 photos -> 520x693

@@ -39,6 +39,7 @@ __all__ = [
     "evaluate_voc_model",
     "TORCHVISION_VOC_REFERENCE",
     "receptive_field_size",
+    "stack_receptive_field",
     "effective_receptive_field",
     "VOC_CLASS_NAMES",
 ]
@@ -108,6 +109,35 @@ def receptive_field_size(kernel_sizes: Sequence[int], dilations: Sequence[int] |
         rf += (k - 1) * d * jump
         jump *= s
     return rf
+
+
+def stack_receptive_field(module: nn.Module) -> int:
+    """Theoretical receptive field of a network's main path: every ``Conv2d`` and ``MaxPool2d``, in order.
+
+    The layers are read in the order they were registered, which for torchvision's ResNets (and trunks cut
+    from them by :func:`resnet_backbone`) is the order data flows through them. The 1 x 1 shortcut
+    convolutions (modules named ``downsample``) run beside the main path and widen nothing, so they are left
+    out. A dilated layer counts with its rate: this is how :func:`dilate_resnet_` keeps the field while
+    removing the stride.
+
+    Examples
+    --------
+    >>> import torchvision
+    >>> stack_receptive_field(torchvision.models.resnet18())   # the classic ResNet-18 figure
+    435
+    """
+    kernels, dilations, strides = [], [], []
+    for name, layer in module.named_modules():
+        if "downsample" in name.split("."):
+            continue
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            pair = lambda v: v if isinstance(v, int) else v[0]   # noqa: E731 (square kernels here)
+            kernels.append(pair(layer.kernel_size))
+            dilations.append(pair(layer.dilation))
+            strides.append(pair(layer.stride))
+    if not kernels:
+        raise ValueError("`module` holds no Conv2d or MaxPool2d layer")
+    return receptive_field_size(kernels, dilations, strides)
 
 
 def effective_receptive_field(module: nn.Module, input_shape=(1, 1, 65, 65), position=None,

@@ -20,7 +20,7 @@ from .metrics import ConfusionMatrix
 from .runtime import get_device, seed_everything
 from .validation import check_int
 
-__all__ = ["evaluate", "fit", "logits_of", "predict"]
+__all__ = ["evaluate", "fit", "logits_of", "predict", "train_and_score"]
 
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
@@ -219,3 +219,54 @@ def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs: int, num_cl
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def train_and_score(make_model, train_data, val_data, test_data, *, num_classes: int, epochs: int,
+                    batch_size: int = 16, lr: float = 5e-3, seed: int = 0, device=None, loss_fn=None,
+                    progress: bool = False) -> dict:
+    """Train a fresh model with the course's recipe and score it on held-out data: one call per comparison row.
+
+    The recipe of lessons 04 and 05: ``seed_everything(seed)`` before the model is built (so the seed fixes
+    the initial weights and the data order), channels-last weights, AdamW (weight decay 1e-4) with a
+    one-cycle schedule (20% warm-up), :func:`fit` keeping the best validation epoch, then :func:`evaluate`
+    on ``test_data``. Models compared with it get the same data, steps and schedule.
+
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model()`` returns a new, untrained model.
+    train_data, val_data, test_data : Dataset
+        ``(image, mask)`` datasets (batches of 100 are used for validation and test).
+    num_classes, epochs, batch_size, lr, seed, device
+        As for :func:`fit`.
+    loss_fn : callable, optional
+        Default ``nn.CrossEntropyLoss(ignore_index=255)``.
+    progress : bool
+        Progress bars of :func:`fit`.
+
+    Returns
+    -------
+    dict
+        ``"model"`` (best validation epoch), ``"history"``, ``"seconds"`` (training wall time),
+        ``"steps"`` and ``"test"`` (:func:`evaluate`'s scores).
+    """
+    from torch.utils.data import DataLoader
+
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    seed_everything(seed)
+    model = make_model().to(memory_format=torch.channels_last)
+    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=True)
+    if len(train_loader) == 0:
+        raise ValueError(f"`train_data` has {len(train_data)} samples, fewer than one batch of {batch_size}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, pct_start=0.2,
+                                                    total_steps=epochs * len(train_loader))
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255) if loss_fn is None else loss_fn
+    start = time.perf_counter()
+    history = fit(model, train_loader, DataLoader(val_data, batch_size=100), loss_fn, optimizer, epochs,
+                  num_classes, device=device, scheduler=scheduler, seed=seed, progress=progress)
+    seconds = time.perf_counter() - start
+    test = evaluate(model, DataLoader(test_data, batch_size=100), num_classes, device=device)
+    return {"model": model, "history": history, "seconds": seconds, "steps": epochs * len(train_loader),
+            "test": test}
