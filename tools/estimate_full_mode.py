@@ -52,17 +52,20 @@ OTHER_S = 60
 
 # Every full-mode training and evaluation of each notebook: (what, model, batch, size, steps, eval images)
 WORKLOADS = {
-    "03_metrics_losses.ipynb": {
+    "03b_loss_experiment.ipynb": {
         "downloads": [],
-        "train": [dict(what="5 losses x U-Net (width 8) on 4,000 scenes, 10 epochs", model="unet8", batch=16,
-                       size=64, steps=5 * 10 * 250, eval_images=5 * 10 * 500)],
+        "train": [dict(what="6 losses x (2 learning rates + 2 more seeds) = 24 U-Nets (width 8) on 4,000 scenes, "
+                            "6 epochs", model="unet8", batch=16, size=64, steps=24 * 6 * 250, eval_images=24 * 6 * 500)],
     },
     "04_fcn_unet.ipynb": {
         "downloads": ["oxford_pet_images", "oxford_pet_annotations"],
         "extract_s": 40,
         "train": [dict(what="U-Net (width 32, depth 4) on Oxford-IIIT Pet at 160 px, 10 epochs, with and without "
                             "skips", model="unet32d4", batch=16, size=160, steps=2 * 10 * 207,
-                       eval_images=2 * (10 * 368 + 3669), decode_images=2 * (10 * (3312 + 368) + 3669))],
+                       eval_images=2 * (10 * 368 + 3669), decode_images=2 * (10 * (3312 + 368) + 3669)),
+                  dict(what="FCN-32s and FCN-8s, the same recipe and steps", model="fcn_pair", batch=16, size=160,
+                       steps=2 * 10 * 207, eval_images=2 * (10 * 368 + 3669),
+                       decode_images=2 * (10 * (3312 + 368) + 3669))],
     },
     "04b_unet_real_nuclei.ipynb": {
         "downloads": ["dsb2018_stage1_train"],
@@ -141,7 +144,7 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
     import torch
 
     from utils.instance import build_maskrcnn_cpu, build_maskrcnn_full
-    from utils.models import UNet
+    from utils.models import FCNVGG, UNet
     from utils.segmodels import build_deeplabv3, build_deeplabv3plus, deeplabv3_resnet50_voc
 
     if model_name == "unet8":
@@ -150,6 +153,10 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
     if model_name == "unet32d4":
         m = UNet(3, 2, base_width=32, depth=4)
         return _seg_step_flops(m, batch, size, 2), _seg_step_flops(m, 1, size, 2, train=False)
+    if model_name == "fcn_pair":
+        models = [FCNVGG(3, 2, variant=v, base_width=16) for v in ("32s", "8s")]
+        return (sum(_seg_step_flops(m, batch, size, 2) for m in models) / 2,
+                sum(_seg_step_flops(m, 1, size, 2, train=False) for m in models) / 2)
     if model_name == "unet32d3":
         m = UNet(3, 3, base_width=32, depth=3)
         return _seg_step_flops(m, batch, size, 3), _seg_step_flops(m, 1, 256, 3, train=False)
