@@ -60,12 +60,12 @@ WORKLOADS = {
     "04_fcn_unet.ipynb": {
         "downloads": ["oxford_pet_images", "oxford_pet_annotations"],
         "extract_s": 40,
-        "train": [dict(what="U-Net (width 32, depth 4) on Oxford-IIIT Pet at 160 px, 10 epochs, with and without "
-                            "skips", model="unet32d4", batch=16, size=160, steps=2 * 10 * 207,
-                       eval_images=2 * (10 * 368 + 3669), decode_images=2 * (10 * (3312 + 368) + 3669)),
+        "train": [dict(what="U-Net (width 32, depth 4) on Oxford-IIIT Pet at 160 px, 8 epochs, with and without "
+                            "skips", model="unet32d4", batch=16, size=160, steps=2 * 8 * 207,
+                       eval_images=2 * (8 * 368 + 3669), decode_images=2 * (8 * (3312 + 368) + 3669)),
                   dict(what="FCN-32s and FCN-8s, the same recipe and steps", model="fcn_pair", batch=16, size=160,
-                       steps=2 * 10 * 207, eval_images=2 * (10 * 368 + 3669),
-                       decode_images=2 * (10 * (3312 + 368) + 3669))],
+                       steps=2 * 8 * 207, eval_images=2 * (8 * 368 + 3669),
+                       decode_images=2 * (8 * (3312 + 368) + 3669))],
     },
     "04b_unet_real_nuclei.ipynb": {
         "downloads": ["dsb2018_stage1_train"],
