@@ -182,7 +182,7 @@ def test_announce_full_run_names_downloads_time_and_the_way_out(capsys):
     assert REGISTRY["oxford_pet_images"].title in out and "792 MB" in out
     assert f"about {plan['t4_minutes']} minutes on a Colab T4" in out
     assert "%env COURSE_MODE=default" in out
-    announce_full_run("03_metrics_losses.ipynb", mode="full")
+    announce_full_run("05b_deeplab_at_scale.ipynb", mode="full")
     assert "downloads" not in capsys.readouterr().out   # nothing to fetch: only the time
 
 
