@@ -503,11 +503,13 @@ def _select_rows(root, split, kinds):
 
 
 class _NucleiBase:
-    def __init__(self, split, kinds, root, crop_size, samples_per_epoch, normalize):
+    def __init__(self, split, kinds, root, crop_size, samples_per_epoch, normalize, limit=None):
         import torch  # noqa: F401  (datasets are torch objects; keep `import utils.nuclei` cheap)
 
         self.root = shipped_root() if root is None else Path(root)
         self.rows, self.kinds = _select_rows(self.root, split, kinds)
+        if check_int("limit", limit, 1, none_ok=True) is not None:
+            self.rows = self.rows[:limit]
         self.split = split
         self.crop_size = check_int("crop_size", crop_size, 16, none_ok=True)
         if self.crop_size is not None:
@@ -576,14 +578,17 @@ class NucleiSegmentation(_NucleiBase):
         A nuclei folder with a manifest (default: the shipped subset).
     transform : callable, optional
         Joint transform, Albumentations convention, on the uint8 RGB crop and its int64 mask.
+    limit : int, optional
+        Keep only the first ``limit`` images of the selection, in the manifest's order (a small training set).
 
     Samples are ``(image, mask)`` as the module docstring says. Whole images differ in size: use
     ``batch_size=1`` for them (U-Nets of :mod:`utils.models` pad any size internally).
     """
 
     def __init__(self, split: str = "train", kinds=None, *, boundary: bool = False, crop_size: int | None = None,
-                 samples_per_epoch: int | None = None, normalize: bool = True, root=None, transform=None):
-        super().__init__(split, kinds, root, crop_size, samples_per_epoch, normalize)
+                 samples_per_epoch: int | None = None, normalize: bool = True, root=None, transform=None,
+                 limit: int | None = None):
+        super().__init__(split, kinds, root, crop_size, samples_per_epoch, normalize, limit)
         self.boundary, self.transform = bool(boundary), transform
         self.class_names = BOUNDARY_CLASS_NAMES if self.boundary else CLASS_NAMES
         self.num_classes = len(self.class_names)
