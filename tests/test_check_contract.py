@@ -1,4 +1,4 @@
-"""The contract every check of a learner-written function keeps (lessons 01, 03-07, 03b, 04b and 05b).
+"""The contract every check of a learner-written function keeps (lessons 01, 03-08, 03b, 04b and 05b).
 
 Unanswered: "not answered yet" and no hint, never an exception (unless ``strict``). Not a function: a message saying so. An answer
 that raises: reported as feedback, never raised into the learner's cell.
@@ -15,12 +15,13 @@ from utils.checks.lesson05 import check_aspp_branch, check_receptive_field, chec
 from utils.checks.lesson05b import check_training_steps
 from utils.checks.lesson06 import check_bilinear_sample, check_greedy_match
 from utils.checks.lesson07 import check_hflip_with_boxes
+from utils.checks.lesson08 import check_mean_field_update, check_median_frequency_weights
 
 FUNCTION_CHECKS = (check_otsu_threshold, check_iou_dice, check_region_grower, check_dice_from_confusion,
                    check_focal_loss, check_transposed_output_size, check_center_crop, check_up_step,
                    check_receptive_field, check_same_padding, check_aspp_branch, check_bilinear_sample,
                    check_greedy_match, check_dsb_score, check_seed_verdict, check_training_steps,
-                   check_hflip_with_boxes)
+                   check_hflip_with_boxes, check_median_frequency_weights, check_mean_field_update)
 ids = [c.__name__ for c in FUNCTION_CHECKS]
 
 

@@ -163,3 +163,27 @@ def test_a_loader_with_the_course_transform_works_under_spawn():
     loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
     batches = list(loader)
     assert len(batches) == 2 and batches[0][0].shape == (2, 3, 32, 32) and batches[0][1].shape == (2, 32, 32)
+
+
+def test_rare_class_crops_oversample_the_rare_class():
+    from utils.datasets import RareClassCrops, SceneSegmentationDataset
+
+    scenes = SceneSegmentationDataset(40, 64, "train")
+    share = {}
+    for p in (0.0, 1.0):
+        torch.manual_seed(0)
+        crops = RareClassCrops(scenes, crop=24, samples=200, rare_class=3, p_rare=p, min_pixels=8)
+        samples = [crops[i] for i in range(len(crops))]
+        assert all(im.shape == (3, 24, 24) and m.shape == (24, 24) for im, m in samples)
+        share[p] = np.mean([int((m == 3).sum()) >= 8 for _, m in samples])
+    assert share[1.0] > 0.95 and share[1.0] > share[0.0] + 0.3
+
+
+def test_rare_class_crops_errors():
+    from utils.datasets import RareClassCrops, SceneSegmentationDataset
+
+    scenes = SceneSegmentationDataset(2, 32, "train")
+    with pytest.raises(ValueError, match="`p_rare`"):
+        RareClassCrops(scenes, 16, 10, 3, p_rare=1.5)
+    with pytest.raises(ValueError, match="smaller than `crop`"):
+        RareClassCrops(scenes, 48, 10, 3)[0]

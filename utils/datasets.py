@@ -261,3 +261,67 @@ class FolderSegmentationDataset(Dataset):
                              f"{self.mask_paths[index]} is {mask.shape}; they must have the same size")
         image, mask = _apply_joint(self.transform, image, mask)
         return image_to_tensor(np.asarray(image)), torch.as_tensor(np.ascontiguousarray(mask), dtype=torch.int64)
+
+
+class RareClassCrops(Dataset):
+    """Random square crops of a segmentation dataset, a share of which is drawn to contain a rare class.
+
+    Oversampling at the level of crops: with probability ``p_rare`` a sample is redrawn (up to ``tries``
+    times) until its crop holds at least ``min_pixels`` pixels of ``rare_class``; otherwise the crop is taken
+    as it comes. ``p_rare=0`` is plain random cropping, the fair baseline (the same code, the same number of
+    samples). The randomness comes from torch's generator, so ``torch.manual_seed`` fixes it and DataLoader
+    workers differ.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Returns ``(image (3, H, W) float tensor, mask (H, W) int64 tensor)``, every sample at least ``crop``
+        on each side.
+    crop : int
+        Side of the crops.
+    samples : int
+        Length of one epoch.
+    rare_class : int
+        The class to oversample.
+    p_rare : float in [0, 1]
+        Share of samples drawn to contain the rare class.
+    min_pixels : int
+        Pixels of the rare class that make a crop count as containing it.
+    tries : int
+        Redraws before a sample is accepted anyway (a dataset may hold too little of the class).
+    """
+
+    def __init__(self, dataset, crop: int, samples: int, rare_class: int, p_rare: float = 0.0,
+                 min_pixels: int = 8, tries: int = 30):
+        self.dataset = dataset
+        self.crop = check_int("crop", crop)
+        self.samples = check_int("samples", samples)
+        self.rare_class = check_int("rare_class", rare_class, 0)
+        if not 0.0 <= float(p_rare) <= 1.0:
+            raise ValueError(f"`p_rare` must be in [0, 1], got {p_rare!r}")
+        self.p_rare = float(p_rare)
+        self.min_pixels = check_int("min_pixels", min_pixels)
+        self.tries = check_int("tries", tries)
+        if len(dataset) == 0:
+            raise ValueError("`dataset` is empty")
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def _draw(self):
+        image, mask = self.dataset[int(torch.randint(len(self.dataset), ()).item())]
+        h, w = mask.shape[-2:]
+        if min(h, w) < self.crop:
+            raise ValueError(f"a sample of `dataset` is {h}x{w}, smaller than `crop` {self.crop}")
+        y = int(torch.randint(0, h - self.crop + 1, ()).item())
+        x = int(torch.randint(0, w - self.crop + 1, ()).item())
+        return image[..., y:y + self.crop, x:x + self.crop], mask[..., y:y + self.crop, x:x + self.crop]
+
+    def __getitem__(self, index: int):
+        image, mask = self._draw()
+        if self.p_rare and float(torch.rand(())) < self.p_rare:
+            for _ in range(self.tries):
+                if int((mask == self.rare_class).sum()) >= self.min_pixels:
+                    break
+                image, mask = self._draw()
+        return image, mask
