@@ -42,7 +42,7 @@ def test_targets_name_figures_the_notebooks_record(runner):
     for notebook, figure, op, bound in runner.TARGETS:
         text = (ROOT / "notebooks" / notebook).read_text()
         assert f"record('{figure}'" in text or f'record(\\"{figure}\\"' in text, (notebook, figure)
-        assert op in (">=", "<=") and bound > 0
+        assert op in (">=", "<=", ">") and (bound > 0 or op == ">")
 
 
 def _bar_notebook(value, maximum):
@@ -79,3 +79,12 @@ def test_freeze_progress_bars_leaves_other_widgets_alone(runner):
     assert runner.freeze_progress_bars(nb) == 0
     assert nb["cells"][0]["outputs"][1]["data"]["text/plain"].startswith("epochs:   0%")
     assert runner.freeze_progress_bars({"cells": [], "metadata": {}}) == 0
+
+
+def test_a_strict_improvement_target(runner):
+    rows = {(r["notebook"], r["figure"]): r for r in runner.target_rows(
+        {"08_imbalance_crf_tracking.ipynb": _entry(100.0, crf_bf_gain=0.0)})}
+    assert rows[("08_imbalance_crf_tracking.ipynb", "crf_bf_gain")]["met"] is False   # no change is no improvement
+    rows = {(r["notebook"], r["figure"]): r for r in runner.target_rows(
+        {"08_imbalance_crf_tracking.ipynb": _entry(100.0, crf_bf_gain=0.01)})}
+    assert rows[("08_imbalance_crf_tracking.ipynb", "crf_bf_gain")]["met"] is True
