@@ -308,3 +308,22 @@ def test_boundary_f_score_band_does_not_favour_worse_predictions():
     bad = torch.zeros_like(truth)
     bad[..., :2] = 1                        # the edge 4 px inside the true object
     assert boundary_f_score(good, truth, tolerance=1) > boundary_f_score(bad, truth, tolerance=1)
+
+
+def test_recall_precision_from_confusion_by_hand_and_against_sklearn():
+    from sklearn.metrics import precision_score, recall_score
+
+    from utils.metrics import recall_precision_from_confusion
+
+    truth = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 3])
+    pred = torch.tensor([0, 1, 0, 1, 2, 2, 2, 0, 0])
+    cm = confusion_matrix(pred, truth, num_classes=4, ignore_index=None)
+    recall, precision = recall_precision_from_confusion(cm)
+    assert recall.tolist() == pytest.approx([2 / 3, 1 / 2, 2 / 3, 0.0])      # class 3 true once, never found
+    assert precision.tolist() == pytest.approx([2 / 4, 1 / 2, 2 / 3, 0.0])   # class 3 never predicted: 0
+    labels = [0, 1, 2, 3]
+    assert recall.tolist() == pytest.approx(recall_score(truth, pred, labels=labels, average=None, zero_division=0))
+    assert precision.tolist() == pytest.approx(precision_score(truth, pred, labels=labels, average=None,
+                                                               zero_division=0))
+    _, nan_precision = recall_precision_from_confusion(cm, zero_division=float("nan"))
+    assert math.isnan(float(nan_precision[3]))

@@ -9,12 +9,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def _configured_repository():
-    import importlib.util
+    from tool_loader import load_tool
 
-    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.configured_repository(ROOT)
+    return load_tool("set_repository").configured_repository(ROOT)
 
 
 REPOSITORY = _configured_repository()
@@ -98,11 +95,9 @@ def test_setup_cell_failure_is_one_line_saying_what_to_do(tmp_path, monkeypatch)
 
 
 def test_set_repository_rewrites_badges_and_setup_cells_as_stored():
-    import importlib.util
+    from tool_loader import load_tool
 
-    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("set_repository")
     stored = (ROOT / "notebooks" / "00_welcome.ipynb").read_text(encoding="utf-8")   # JSON: escaped quotes
     forked = tool.rewrite(stored, "someone/my-fork")
     assert REPOSITORY not in forked

@@ -183,11 +183,9 @@ def test_convert_manifest_and_verify(tmp_path):
 
 def test_build_tool_is_deterministic_on_its_groups(tmp_path):
     """The rebuild script's selection: within a group, ids ordered by the SHA-256 of the id, test first."""
-    import importlib.util
+    from tool_loader import load_tool
 
-    spec = importlib.util.spec_from_file_location("build", REPO_ROOT / "tools" / "build_nuclei_subset.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = load_tool("build_nuclei_subset")
     ids = [f"id{i:03d}" for i in range(40)]
     samples = {}
     for sample_id in ids:

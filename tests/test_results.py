@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from utils.results import record
@@ -28,3 +29,12 @@ def test_record_writes_json(monkeypatch, tmp_path):
 def test_record_bad_input(key, value, message):
     with pytest.raises(ValueError, match=message):
         record(key, value)
+
+
+def test_mean_range_formats_seed_spreads():
+    from utils.results import mean_range
+
+    assert mean_range([0.5, 0.7, 0.6]) == "0.600 (0.500-0.700)"
+    assert mean_range(np.array([0.4321])) == "0.432 (one seed)"
+    with pytest.raises(ValueError, match="`values` is empty"):
+        mean_range([])

@@ -5,27 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tool_loader import load_tool
 
 from utils import data
 from utils.realdata import VOCSegmentation2012
 from utils.segmodels import VOC_CLASS_NAMES, evaluate_voc_model
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def rehearsal():
-    spec = importlib.util.spec_from_file_location("rehearse_full_mode", ROOT / "tools" / "rehearse_full_mode.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("rehearse_full_mode")
 
 
 @pytest.fixture

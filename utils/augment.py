@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .realdata import IGNORE_INDEX
 from .validation import check_int
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "predict_multiscale",
 ]
 
-IGNORE_INDEX = 255
 KINDS = ("none", "geometric", "photometric", "full")
 # (number of quarter turns, flip left-right): the eight symmetries of a square
 DIHEDRAL = tuple((k, flip) for flip in (False, True) for k in range(4))

@@ -41,8 +41,10 @@ import posixpath
 import re
 import shutil
 import stat
+import tarfile
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -533,9 +535,6 @@ def safe_extract(archive, dest) -> Path:
     ValueError
         If the suffix is not an archive's, or a member is unsafe (the message names the member).
     """
-    import tarfile
-    import zipfile
-
     archive = Path(archive)
     kind = _archive_format(archive)
     if not archive.is_file():
@@ -622,9 +621,6 @@ def _archive_problem(path: Path, filename: str) -> str | None:
     Every member's header is read (a tar is read through to its end, which also checks its compression);
     the members' contents are not unpacked.
     """
-    import tarfile
-    import zipfile
-
     try:
         if _archive_format(Path(filename)) == "zip":
             with zipfile.ZipFile(path) as zf:
@@ -783,14 +779,18 @@ def fetch(name, *, progress: bool = True, extract: bool = False, recheck: bool =
                 f"Offline, the lessons use {entry.offline_fallback}.")
         _download(entry, cache, target, progress, timeout)
     if extract:
-        problem = _archive_problem(target, entry.filename)
-        if problem:  # a bad copy kept by an older version of the course, or damaged since: never keep it
-            target.unlink(missing_ok=True)
-            _stamp_path(cache, entry).unlink(missing_ok=True)
-            shutil.rmtree(cache / entry.name, ignore_errors=True)
-            raise DownloadError(f"{entry.name}: the cached {entry.filename} is {problem}. It was removed from the "
-                                f"cache {cache}; run again to download it afresh.")
-        return _extract_cached(entry, cache, target)
+        try:
+            return _extract_cached(entry, cache, target)   # reads the archive once; a corrupt one fails here
+        except (EOFError, OSError, ValueError, zipfile.BadZipFile, tarfile.TarError):
+            problem = _archive_problem(target, entry.filename)
+            if problem is None:   # a readable archive refused for another reason (an unsafe member): say that
+                raise
+        # a bad copy kept by an older version of the course, or damaged since: never keep it
+        target.unlink(missing_ok=True)
+        _stamp_path(cache, entry).unlink(missing_ok=True)
+        shutil.rmtree(cache / entry.name, ignore_errors=True)
+        raise DownloadError(f"{entry.name}: the cached {entry.filename} is {problem}. It was removed from the "
+                            f"cache {cache}; run again to download it afresh.")
     return target
 
 

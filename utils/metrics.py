@@ -41,6 +41,7 @@ __all__ = [
     "inner_boundary",
     "iou_from_confusion",
     "pixel_accuracy_from_confusion",
+    "recall_precision_from_confusion",
 ]
 
 
@@ -202,6 +203,27 @@ def pixel_accuracy_from_confusion(cm) -> float:
     cm = _check_cm(cm)
     total = cm.sum()
     return float(cm.trace() / total) if total > 0 else math.nan
+
+
+def recall_precision_from_confusion(cm, zero_division: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class recall ``TP / (TP + FN)`` (found / true) and precision ``TP / (TP + FP)`` (right / predicted).
+
+    What a loss or a class weight trades for a rare class: finding more of it (recall) against calling other
+    pixels by its name (precision). A class never true has no recall and a class never predicted has no
+    precision; both get ``zero_division`` (0, as scikit-learn's ``precision_score`` and ``recall_score`` do
+    after their warning; pass ``float("nan")`` to leave them out of means).
+
+    Returns
+    -------
+    (recall, precision)
+        Two ``(C,)`` float64 tensors.
+    """
+    cm = _check_cm(cm).double()
+    tp, true, predicted = cm.diagonal(), cm.sum(1), cm.sum(0)
+    fill = torch.full_like(tp, float(zero_division))
+    recall = torch.where(true > 0, tp / true.clamp(min=1), fill)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), fill)
+    return recall, precision
 
 
 def _nanmean(values: torch.Tensor) -> float:

@@ -1,4 +1,4 @@
-"""Record the figures a notebook reports (quality, timings) for the benchmark summary.
+"""Record the figures a notebook reports (quality, timings) for the benchmark summary, and state seed spreads.
 
 ``record("unet_val_miou", 0.93)`` returns the value unchanged and, when the notebook runs under
 ``tools/run_notebooks.py`` (which sets ``COURSE_RESULTS`` to a JSON file), also stores it there; the
@@ -30,3 +30,19 @@ def record(key: str, value, fmt: str | None = None):
         data[key] = round(value, 4) if isinstance(value, float) else value
         p.write_text(json.dumps(data, indent=1))
     return value
+
+
+def mean_range(values) -> str:
+    """A model's scores over several seeds as ``"mean (lowest-highest)"``, or ``"score (one seed)"``.
+
+    The form every comparison over seeds in the course prints: a difference between two models counts only when it
+    is larger than these ranges.
+    """
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("`values` is empty: give at least one score")
+    if values.size == 1:
+        return f"{values[0]:.3f} (one seed)"
+    return f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})"
