@@ -1,13 +1,12 @@
-"""utils.instance: the CPU Mask R-CNN, its training loop, COCO evaluation through pycocotools, matching."""
+"""utils.models.maskrcnn (the CPU and the full Mask R-CNN) and utils.instance (the training loop, COCO evaluation
+through pycocotools, matching)."""
 import numpy as np
 import pytest
 import torch
 
 from utils.datasets import SceneInstanceDataset, detection_collate
 from utils.instance import (
-    CPU_CONFIG,
     box_xyxy_to_xywh,
-    build_maskrcnn_cpu,
     coco_evaluate,
     coco_ground_truth,
     evaluate_instances,
@@ -19,6 +18,7 @@ from utils.instance import (
     predictions_to_coco,
     train_detection,
 )
+from utils.models import CPU_CONFIG, build_maskrcnn_cpu
 from utils.scenes import CLASS_NAMES
 
 SIZE = 64
@@ -250,7 +250,7 @@ def test_mask_iou_and_match_instances_by_hand():
 def test_full_model_loads_coco_weights_safely_and_gets_new_predictors(monkeypatch, tmp_path):
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    from utils.instance import build_maskrcnn_full
+    from utils.models import build_maskrcnn_full
 
     coco_shaped = build_maskrcnn_full(None)  # the 91-class COCO layout, random weights
     state = {k: v.clone() for k, v in coco_shaped.state_dict().items() if "num_batches_tracked" not in k}
@@ -298,7 +298,7 @@ def test_random_horizontal_flip_moves_boxes_with_masks(scenes):
 
 def test_optional_fetch_gives_none_offline(monkeypatch, tmp_path):
     from utils.data import optional_fetch
-    from utils.instance import coco_category_names
+    from utils.models import coco_category_names
 
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))

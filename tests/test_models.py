@@ -1,4 +1,5 @@
-"""Tests of utils.models: shapes for every configuration, parameter counts worked out from the paper, errors."""
+"""Tests of utils.models.unet: shapes for every configuration, parameter counts worked out from the paper, errors;
+and of the package utils.models, which gathers every family's public names."""
 import pytest
 import torch
 
@@ -102,3 +103,22 @@ def test_unet_error_input_rank():
 def test_count_parameters_error():
     with pytest.raises(ValueError, match="`model` must be a torch.nn.Module, got list"):
         count_parameters([])
+
+
+def test_the_package_gathers_every_family_and_imports_no_transformers_or_segment_anything():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import utils.models
+    from utils.models import deeplab, maskrcnn, unet
+
+    for module in (unet, deeplab, maskrcnn):
+        for name in module.__all__:
+            assert getattr(utils.models, name) is getattr(module, name), name
+    assert sorted(utils.models.__all__) == sorted({*unet.__all__, *deeplab.__all__, *maskrcnn.__all__})
+    code = ("import sys, utils.models; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'segment_anything')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"

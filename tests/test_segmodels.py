@@ -1,11 +1,12 @@
-"""utils.segmodels: receptive fields, ASPP, the pyramid pooling module, dilated ResNets, DeepLab builders."""
+"""utils.models.deeplab (ASPP, the pyramid pooling module, dilated ResNets, DeepLab builders) and utils.segmodels
+(receptive fields, a VOC-class model applied to photos)."""
 import numpy as np
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from utils.segmodels import (
+from utils.models import (
     ASPP,
     VOC_CLASS_NAMES,
     DeepLabV3Plus,
@@ -14,11 +15,9 @@ from utils.segmodels import (
     build_deeplabv3plus,
     build_pspnet,
     dilate_resnet_,
-    effective_receptive_field,
-    receptive_field_size,
     resnet_backbone,
-    segment_with_voc_model,
 )
+from utils.segmodels import effective_receptive_field, receptive_field_size, segment_with_voc_model
 
 
 @pytest.mark.parametrize("kernels, dilations, strides, expected", [

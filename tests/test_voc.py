@@ -13,8 +13,9 @@ from PIL import Image
 from tool_loader import load_tool
 
 from utils import data
+from utils.models import VOC_CLASS_NAMES
 from utils.realdata import VOCSegmentation2012
-from utils.segmodels import VOC_CLASS_NAMES, evaluate_voc_model
+from utils.segmodels import evaluate_voc_model
 
 
 

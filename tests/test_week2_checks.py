@@ -287,7 +287,7 @@ def test_up_step_correct():
 
 
 def test_up_step_course_module_and_layers_registered_out_of_order():
-    from utils.models import _Up
+    from utils.models.unet import _Up
 
     assert check_up_step(lambda i, o: _Up(i, o, norm="batch", upsample="transpose", skip=True), strict=True).passed
     assert check_up_step(UpLayersRegisteredOutOfOrder, strict=True).passed

@@ -143,9 +143,8 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
     """(FLOPs of one training step, FLOPs of evaluating one image) for a workload's model."""
     import torch
 
-    from utils.instance import build_maskrcnn_cpu, build_maskrcnn_full
-    from utils.models import FCNVGG, UNet
-    from utils.segmodels import build_deeplabv3, build_deeplabv3plus, deeplabv3_resnet50_voc
+    from utils.models import (FCNVGG, UNet, build_deeplabv3, build_deeplabv3plus, build_maskrcnn_cpu,
+                              build_maskrcnn_full, deeplabv3_resnet50_voc)
 
     if model_name == "unet8":
         m = UNet(3, 3, base_width=8, depth=3)

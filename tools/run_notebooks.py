@@ -126,6 +126,9 @@ TARGETS = [
     ("06_mask_rcnn.ipynb", "nuclei_maskrcnn_train_s", "<=", 240),
     ("07_augmentation.ipynb", "aug_gain", ">=", 0.03),
     ("08_imbalance_crf_tracking.ipynb", "crf_bf_gain", ">", 0.0),
+    ("09_segment_anything.ipynb", "promptable_scenes_1click_iou", ">=", 0.80),
+    ("09_segment_anything.ipynb", "promptable_nuclei_1click_iou", ">=", 0.70),
+    ("09_segment_anything.ipynb", "promptable_train_s", "<=", 180),
 ]
 
 

@@ -326,8 +326,8 @@ REGISTRY: dict[str, RegistryEntry] = {
             size_bytes=375_000_000,
             licence="Apache-2.0",
             citation="A. Kirillov et al. Segment Anything. ICCV 2023 (arXiv:2304.02643).",
-            offline_fallback="no pretrained Segment Anything: the course's promptable-model lesson (week 5, "
-                             "not yet written) will train a small one on generated scenes and the shipped nuclei",
+            offline_fallback="lesson 09 trains a small SAM-style model (utils.models.promptable) on generated "
+                             "scenes and the shipped nuclei, and uses it with segment-anything's predictor",
             hash_source="none published: segment-anything's README links the checkpoint without a checksum, "
                         "and the meaning of the '01ec64' in its file name is not documented",
             note="No checksum is published by Meta, so fetch() prints the SHA-256 and MD5 it computed. "

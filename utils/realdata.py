@@ -288,7 +288,7 @@ class VOCSegmentation2012(Dataset):
         Keep only the first ``limit`` images of the split.
 
     Samples are ``(image, mask)``: ``image`` ``(H, W, 3)`` uint8 RGB; ``mask`` ``(H, W)`` int64 with the
-    classes of :data:`utils.segmodels.VOC_CLASS_NAMES` (0 background, 1..20) and 255 for the void band
+    classes of :data:`utils.models.VOC_CLASS_NAMES` (0 background, 1..20) and 255 for the void band
     drawn around every object and over ambiguous regions (left out of metrics).
     """
 

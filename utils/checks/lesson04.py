@@ -220,7 +220,7 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
     ``forward(x, skip)`` takes ``x`` ``(B, in_channels, h, w)`` and ``skip`` ``(B, out_channels, 2h, 2w)``
     (float32) and returns ``(B, out_channels, 2h, 2w)``: a 2x2 transposed convolution with stride 2 from
     ``in_channels`` to ``out_channels``, ``torch.cat([skip, upsampled], dim=1)``, then two 3x3 convolutions
-    (padding 1, no bias), each followed by BatchNorm and ReLU: ``utils.models._Up(in_channels, out_channels,
+    (padding 1, no bias), each followed by BatchNorm and ReLU: ``utils.models.unet._Up(in_channels, out_channels,
     norm="batch", upsample="transpose", skip=True)``.
 
     For three channel pairs the check builds the class, runs it in eval mode on inputs of two sizes,
@@ -230,7 +230,7 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
     import torch
     from torch import nn
 
-    from ..models import _Up
+    from ..models.unet import _Up
 
     name = "U-Net's decoder step"
     hint = ("the transposed convolution already brings in_channels down to out_channels, so "
@@ -324,7 +324,7 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
         if torch.allclose(got, swapped, atol=1e-5, rtol=0):
             msg += (" - skip and upsampled are concatenated in the other order: the shapes match either way, but "
                     "the first convolution's weights then meet the wrong halves; put the skip first, "
-                    "torch.cat([skip, upsampled], dim=1), as utils.models._Up does")
+                    "torch.cat([skip, upsampled], dim=1), as utils.models.unet._Up does")
         elif torch.allclose(got, no_last_relu, atol=1e-5, rtol=0):
             msg += " - the output has negative values: the ReLU after the last BatchNorm is missing"
         elif isinstance(other_skip, torch.Tensor) and torch.equal(got, other_skip):

@@ -247,7 +247,7 @@ def check_aspp_branch(aspp_branch: Callable | None, strict: bool = False) -> Fee
 
     The module maps ``(B, in_channels, h, w)`` float32 to ``(B, out_channels, h, w)``: a 3x3 convolution with
     dilation ``rate`` and padding ``rate`` (no bias), BatchNorm and ReLU, as the branches of
-    :class:`utils.segmodels.ASPP`.
+    :class:`utils.models.ASPP`.
 
     For each case the check runs the module in eval mode on a 33 x 33 map (the size must be kept), measures by
     back-propagation which input pixels the centre output sees (one exactly ``rate`` pixels away along each
@@ -258,7 +258,7 @@ def check_aspp_branch(aspp_branch: Callable | None, strict: bool = False) -> Fee
     from torch import nn
     from torch.nn import functional as F
 
-    from ..segmodels import _conv_bn_relu
+    from ..models.deeplab import _conv_bn_relu
 
     name = "one ASPP branch"
     hint = ("a 3x3 kernel with dilation d spans 2 d + 1 pixels, so padding d on each side keeps the map's size; "

@@ -1,7 +1,8 @@
 """Reference segmentation models written from scratch: a configurable U-Net, a small FCN baseline, and the
-FCN-32s / FCN-16s / FCN-8s of Long, Shelhamer and Darrell (``FCNVGG``) sized for small images.
+FCN-32s / FCN-16s / FCN-8s of Long, Shelhamer and Darrell (``FCNVGG``) sized for small images; and
+``count_parameters``, which the lessons use on every model.
 
-All map an image batch to per-pixel class scores of the same height and width:
+The models map an image batch to per-pixel class scores of the same height and width:
 
 * input ``x``: ``(B, in_channels, H, W)`` float32 (images in [0, 1], or normalised);
 * output: ``(B, num_classes, H, W)`` float32 logits (unnormalised scores; ``argmax(1)`` gives labels).
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validation import check_int
+from ..validation import check_int
 
 __all__ = ["FCN", "FCNVGG", "UNet", "ConvBlock", "bilinear_kernel", "count_parameters", "unet_original"]
 

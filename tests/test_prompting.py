@@ -1,0 +1,233 @@
+"""The small promptable model (utils.models.promptable) and its simulated-click training (utils.prompting)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from utils.models.promptable import BatchedMaskDecoder, build_promptable_sam, sam_parts_summary
+from utils.prompting import (PromptCrops, click_evaluation, collate_prompt_crops, corrective_click, fixed_tiles,
+                             interior_point, mask_iou, promptable_loss, sample_corrective_clicks, sample_points,
+                             scene_labels, train_promptable)
+from utils.scenes import make_scene
+
+
+def _disc(h=32, w=32, cy=16, cx=16, r=6):
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_interior_point_is_the_centre_of_a_disc_and_of_a_rectangle():
+    assert interior_point(_disc(cy=10, cx=20)) == (20, 10)
+    rect = np.zeros((20, 30), bool)
+    rect[5:10, 2:25] = True          # 5 rows high: the centre row is 7
+    x, y = interior_point(rect)
+    assert y == 7 and 4 <= x <= 22
+
+
+def test_interior_point_treats_the_image_border_as_a_boundary():
+    mask = np.zeros((10, 40), bool)
+    mask[:, :20] = True               # touches the left, top and bottom borders
+    x, y = interior_point(mask)
+    assert 4 <= y <= 5 and 4 <= x <= 15, (x, y)
+
+
+def test_corrective_click_picks_the_centre_of_the_largest_error_and_labels_it():
+    truth = _disc(64, 64, 32, 32, 20)
+    missed = truth.copy()
+    missed[_disc(64, 64, 32, 40, 6)] = False            # a hole of radius 6 inside the object
+    (x, y), label = corrective_click(missed, truth)
+    assert (x, y) == (40, 32) and label == 1
+    extra = truth | _disc(64, 64, 5, 5, 4)               # a false positive blob near the corner
+    (x, y), label = corrective_click(extra, truth)
+    assert abs(x - 5) <= 1 and abs(y - 5) <= 1 and label == 0
+    assert corrective_click(truth, truth) is None
+
+
+def test_corrective_click_errors_name_the_argument():
+    with pytest.raises(ValueError, match="`pred`"):
+        corrective_click(np.zeros((4, 4), np.uint8), np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="one shape"):
+        corrective_click(np.zeros((4, 4), bool), np.zeros((4, 5), bool))
+    with pytest.raises(ValueError, match="empty"):
+        interior_point(np.zeros((4, 4), bool))
+
+
+def test_sampled_points_fall_inside_their_masks():
+    g = torch.Generator().manual_seed(0)
+    masks = torch.zeros(3, 16, 20, dtype=torch.bool)
+    masks[0, 2:4, 3:5] = True
+    masks[1, 10, 19] = True
+    masks[2, 5:15, 0:2] = True
+    for _ in range(20):
+        pts = sample_points(masks, g).long()
+        assert all(masks[i, y, x] for i, (x, y) in enumerate(pts.tolist()))
+    with pytest.raises(ValueError, match="empty"):
+        sample_points(torch.zeros(1, 4, 4, dtype=torch.bool))
+
+
+def test_sampled_corrective_clicks_lie_in_the_error_region_with_the_truth_as_label():
+    g = torch.Generator().manual_seed(1)
+    truth = torch.zeros(3, 12, 12, dtype=torch.bool)
+    truth[:, 3:9, 3:9] = True
+    pred = truth.clone()
+    pred[0, 3:9, 3:6] = False            # row 0: missed part -> positive clicks
+    pred[1, 0:2, :] = True               # row 1: false positives -> negative clicks
+    for _ in range(20):
+        pts, labels = sample_corrective_clicks(pred, truth, g)
+        x0, y0 = pts[0].long().tolist()
+        x1, y1 = pts[1].long().tolist()
+        assert (pred[0] ^ truth[0])[y0, x0] and labels[0] == 1
+        assert (pred[1] ^ truth[1])[y1, x1] and labels[1] == 0
+        assert labels[2] == -1           # row 2 is perfect: "not a point"
+
+
+def test_scene_labels_match_the_instance_masks():
+    scene = make_scene(3, 64)
+    labels = scene_labels(scene)
+    for i, mask in enumerate(scene.instance_masks):
+        assert np.array_equal(labels == i + 1, mask)
+    assert (labels > 0).sum() == scene.instance_masks.sum()
+
+
+def test_prompt_crops_random_and_fixed():
+    scene = make_scene(5, 64)
+    crops = PromptCrops([scene.image], [scene_labels(scene)], size=48, samples_per_epoch=7, min_area=1)
+    assert len(crops) == 7
+    image, masks = crops[0]
+    assert image.shape == (3, 48, 48) and image.max() > 1 and masks.dtype == torch.bool and masks.shape[1:] == (48, 48)
+    fixed = PromptCrops([scene.image], [scene_labels(scene)], size=48)
+    a, b = fixed[0], fixed[0]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    images, masks_list = collate_prompt_crops([a, b])
+    assert images.shape == (2, 3, 48, 48) and len(masks_list) == 2
+    with pytest.raises(ValueError, match="smaller than `size`"):
+        PromptCrops([scene.image], [scene_labels(scene)], size=80)
+    with pytest.raises(ValueError, match="one length"):
+        PromptCrops([scene.image], [], size=32)
+
+
+def test_fixed_tiles_keep_tiles_with_objects_only():
+    labels = np.zeros((64, 96), np.int64)
+    labels[5:15, 5:15] = 1          # tile (0, 0)
+    labels[40:42, 70:72] = 2        # 4 pixels in tile (1, 2): below min_area
+    images = [np.zeros((64, 96, 3), np.uint8)]
+    tiles, tile_labels = fixed_tiles(images, [labels], size=32, min_area=5)
+    assert len(tiles) == 1 and tiles[0].shape == (32, 32, 3) and (tile_labels[0] == 1).sum() == 100
+
+
+def test_mask_iou_and_loss_pick_the_best_candidate():
+    target = torch.zeros(2, 8, 8, dtype=torch.bool)
+    target[:, 2:6, 2:6] = True
+    logits = torch.full((2, 3, 8, 8), -5.0)
+    logits[0, 1][target[0]] = 5.0       # prompt 0: candidate 1 is right
+    logits[1, 2][target[1]] = 5.0       # prompt 1: candidate 2 is right
+    iou_pred = torch.zeros(2, 3)
+    loss, best = promptable_loss(logits, iou_pred, target)
+    assert best.tolist() == [1, 2]
+    assert mask_iou(logits[0, 1] > 0, target[0]) == 1.0 and mask_iou(logits[0, 0] > 0, target[0]) == 0.0
+    # the IoU head is trained towards the true IoU of every candidate
+    right = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    loss_right, _ = promptable_loss(logits, right, target)
+    assert loss_right < loss
+
+
+def test_the_small_model_is_a_segment_anything_model_with_the_package_parts():
+    from segment_anything.modeling import PromptEncoder, Sam, TwoWayTransformer
+
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16))
+    assert isinstance(sam, Sam) and isinstance(sam.prompt_encoder, PromptEncoder)
+    assert isinstance(sam.mask_decoder, BatchedMaskDecoder) and isinstance(sam.mask_decoder.transformer, TwoWayTransformer)
+    emb = sam.image_encoder(sam.preprocess(torch.rand(2, 3, 64, 64) * 255))
+    assert emb.shape == (2, 32, 8, 8)            # a grid of 1/8 of the input
+    assert sam.prompt_encoder.get_dense_pe().shape == (1, 32, 8, 8)
+    stride4 = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
+                                   stride=4, click_maps=False)
+    assert type(stride4.prompt_encoder) is PromptEncoder
+    assert stride4.image_encoder(torch.rand(1, 3, 64, 64)).shape == (1, 32, 16, 16)
+    rows = sam_parts_summary(sam)
+    assert [r["part"] for r in rows] == ["image_encoder", "prompt_encoder", "mask_decoder", "total"]
+    assert rows[-1]["parameters"] == sum(p.numel() for p in sam.parameters())
+    with pytest.raises(ValueError, match="`img_size`"):
+        build_promptable_sam(image_size=72)
+    with pytest.raises(ValueError, match="`embed_dim`"):
+        build_promptable_sam(embed_dim=40)
+
+
+@pytest.mark.parametrize("high_res", [False, True])
+def test_batched_decoder_equals_the_package_decoder_prompt_by_prompt(high_res):
+    torch.manual_seed(0)
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
+                               high_res=high_res).eval()
+    emb = sam.image_encoder(torch.randn(3, 3, 64, 64))
+    assert emb.shape == ((3, 32 + 4 * 8 + 16 * 4, 8, 8) if high_res else (3, 32, 8, 8))   # packed 1/4 and 1/2 features
+    pe = sam.prompt_encoder.get_dense_pe()
+    points = torch.rand(3, 2, 2) * 64
+    labels = torch.tensor([[1, 0], [1, 1], [1, -1]])
+    sparse, dense = sam.prompt_encoder(points=(points, labels), boxes=None, masks=None)
+    with torch.no_grad():
+        batched, iou_b = sam.mask_decoder(emb, pe, sparse, dense, multimask_output=True)
+        for i in range(3):   # the package's path: one image embedding, one prompt
+            single, iou_s = sam.mask_decoder(emb[i:i + 1], pe, sparse[i:i + 1], dense[i:i + 1], multimask_output=True)
+            torch.testing.assert_close(batched[i:i + 1], single, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(iou_b[i:i + 1], iou_s, atol=1e-5, rtol=1e-5)
+        assert batched.shape == (3, 3, 32, 32)    # masks at four times the grid
+        with pytest.raises(ValueError, match="`image_embeddings`"):
+            sam.mask_decoder(emb[:2], pe, sparse, dense, multimask_output=True)
+
+
+def test_click_maps_draw_positive_and_negative_clicks_and_the_box():
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
+                               click_sigma=2.0)
+    enc = sam.prompt_encoder
+    points = torch.tensor([[[10.0, 20.0], [40.0, 5.0], [0.0, 0.0]]])
+    labels = torch.tensor([[1, 0, -1]])                  # positive, negative, padding
+    maps = enc.click_maps((points, labels), torch.tensor([[30.0, 30.0, 45.0, 50.0]]), 1)
+    assert maps.shape == (1, 3, 32, 32)                   # the mask-prompt grid, half the 64-pixel input
+    pos, neg, box = maps[0]
+    assert torch.nonzero(pos == pos.max())[0].tolist() == [10, 5] and pos.max() > 0.9   # (y, x) / 2
+    assert torch.nonzero(neg == neg.max())[0].tolist() == [2, 20]
+    assert pos[0, 0] < 0.01 and neg[0, 0] < 0.01          # the padding point draws nothing
+    assert box[15:25, 15:22].all() and box[:14].sum() == 0 and box[:, :14].sum() == 0
+    sparse, dense = enc(points=(points, labels), boxes=None, masks=None)
+    assert sparse.shape == (1, 4, 32) and dense.shape == (1, 32, 8, 8)   # SAM pads point prompts with one "not a point"
+    with pytest.raises(ValueError, match="`click_sigma`"):
+        build_promptable_sam(click_sigma=0)
+
+
+def _tiny_training_set():
+    scenes = [make_scene(s, 64, max_objects=3) for s in range(6)]
+    return PromptCrops([s.image for s in scenes], [scene_labels(s) for s in scenes], size=64, samples_per_epoch=8,
+                       min_area=4)
+
+
+def test_training_lowers_the_loss_and_the_predictor_and_evaluation_run():
+    torch.manual_seed(0)
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 16, 16, 32))
+    loader = torch.utils.data.DataLoader(_tiny_training_set(), batch_size=4, collate_fn=collate_prompt_crops)
+    images, masks_list = next(iter(loader))
+    fixed = [(images, masks_list)] * 1000
+    opt = torch.optim.Adam(sam.parameters(), lr=3e-3)
+    history = train_promptable(sam, iter(fixed), 40, opt, clicks=2, box_fraction=0.3, progress=False)
+    assert len(history) == 40 and np.isfinite(history).all()
+    assert np.mean(history[-5:]) < 0.8 * np.mean(history[:5])
+    scene = make_scene(100, 64, max_objects=3)
+    result = click_evaluation(sam, [scene.image], [scene_labels(scene)], clicks=3, progress=False)
+    assert result["iou"].shape == (scene.num_instances, 3) and result["objects"] == scene.num_instances
+    assert ((0 <= result["iou"]) & (result["iou"] <= 1)).all()
+
+
+def test_train_promptable_checks_its_arguments():
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16))
+    opt = torch.optim.Adam(sam.parameters())
+    with pytest.raises(ValueError, match="`box_fraction`"):
+        train_promptable(sam, [], 1, opt, box_fraction=2.0)
+    with pytest.raises(ValueError, match="`clicks`"):
+        train_promptable(sam, [], 1, opt, clicks=0)
+
+
+def test_importing_utils_models_does_not_import_segment_anything():
+    code = "import sys, utils.models, utils.prompting; print('segment_anything' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
