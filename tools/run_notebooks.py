@@ -129,6 +129,8 @@ TARGETS = [
     ("09_segment_anything.ipynb", "promptable_scenes_1click_iou", ">=", 0.80),
     ("09_segment_anything.ipynb", "promptable_nuclei_1click_iou", ">=", 0.70),
     ("09_segment_anything.ipynb", "promptable_train_s", "<=", 180),
+    ("10_segformer.ipynb", "segformer_test_miou", ">=", 0.85),
+    ("10_segformer.ipynb", "segformer_train_s", "<=", 240),
 ]
 
 
