@@ -14,6 +14,8 @@ this is how:
   and kernel launches that FLOPs do not see: 10 ms for a segmentation step, 150 ms for a Mask R-CNN step
   (torchvision's detection code does much of its work in Python). Both were read off the GPU rehearsal:
   0.008 s per scene step, and 0.20 s per Penn-Fudan step of which the GPU's arithmetic is a small part.
+  A promptable step (lesson 09) runs three decoder calls and samples its corrective clicks on the CPU:
+  40 ms is assumed for it, four segmentation steps; it has not been rehearsed on a GPU yet.
 * **Loading.** Where photos are decoded from disk every epoch (Oxford-IIIT Pet), the loader's time is the
   measured cost of reading, decoding and resizing one photo on one CPU core (``PET_DECODE_S``, timed on a
   500x375 JPEG and its trimap) times the images, divided by the DataLoader workers a 2-core Colab gets
@@ -40,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 T4_FLOPS = 8e12
-STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.150}
+STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.150, "promptable": 0.040}
 DOWNLOAD_MB_S = 25.0
 PET_DECODE_S = 0.0042          # measured: one 500x375 JPEG + trimap, decoded and resized to 160 px, one core
 NUCLEI_CROP_S = 0.00027        # measured: one 128-px crop of utils.nuclei.NucleiSegmentation (boundary classes)
@@ -97,6 +99,21 @@ WORKLOADS = {
                   dict(what="CPU-sized Mask R-CNN on nuclei crops, 1,500 steps", model="maskrcnn_small", batch=4,
                        size=128, steps=1500, eval_images=65, load_s=4 * NUCLEI_INSTANCE_CROP_S)],
     },
+    "09_segment_anything.ipynb": {
+        "downloads": ["sam_vit_b"],
+        "train": [dict(what="small SAM-style model, 6,000 steps of 8 images with 2 click rounds; 5-click evaluation "
+                            "of 200 scenes and about 250 nuclei tiles", model="promptable", batch=8, size=128,
+                       steps=6000, eval_images=450, load_s=8 * NUCLEI_CROP_S),
+                  dict(what="SAM ViT-B: two 1024-px embeddings (random and real weights), automatic masks on one "
+                            "photo", model="sam_vit_b", batch=1, size=1024, steps=0, eval_images=3)],
+    },
+    "10_segformer.ipynb": {
+        "downloads": [],
+        "train": [dict(what="SegFormer (tiny) on 12,000 scenes of 128 px, 30 epochs", model="segformer_tiny", batch=16,
+                       size=128, steps=30 * 750, eval_images=30 * 300 + 500),
+                  dict(what="U-Net (width 16, depth 3), the same scenes, 10 epochs", model="unet16d3", batch=16,
+                       size=128, steps=10 * 750, eval_images=10 * 300 + 500)],
+    },
 }
 
 
@@ -143,6 +160,8 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
     """(FLOPs of one training step, FLOPs of evaluating one image) for a workload's model."""
     import torch
 
+    from torch.utils.flop_counter import FlopCounterMode
+
     from utils.models import (FCNVGG, UNet, build_deeplabv3, build_deeplabv3plus, build_maskrcnn_cpu,
                               build_maskrcnn_full, deeplabv3_resnet50_voc)
 
@@ -184,7 +203,46 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
         m = build_maskrcnn_cpu(2, image_size=size, anchor_sizes=(8, 16, 32))
         return (_detection_step_flops(m, [torch.rand(3, size, size) for _ in range(batch)]),
                 _detection_step_flops(m, [torch.rand(3, 520, 696)], train=False))
+    if model_name == "segformer_tiny":
+        from utils.models.segformer import segformer_tiny
+
+        m = segformer_tiny(4)
+        return _seg_step_flops(m, batch, size, 4), _seg_step_flops(m, 1, size, 4, train=False)
+    if model_name == "unet16d3":
+        m = UNet(3, 4, base_width=16, depth=3)
+        return _seg_step_flops(m, batch, size, 4), _seg_step_flops(m, 1, size, 4, train=False)
+    if model_name == "promptable":
+        return _promptable_flops(batch, size)
+    if model_name == "sam_vit_b":
+        from utils.models.promptable import build_sam_vit_b
+
+        m = build_sam_vit_b()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            m.image_encoder(torch.zeros(1, 3, size, size))
+        return 0.0, counter.get_total_flops()
     raise ValueError(f"unknown model {model_name!r}")
+
+
+def _promptable_flops(batch, size):
+    """One training step of lesson 09's model, and its 5-click evaluation of one generated scene."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from utils.models.promptable import build_promptable_sam
+    from utils.prompting import click_evaluation, scene_labels, train_promptable
+    from utils.scenes import make_scenes
+
+    sam = build_promptable_sam(image_size=size)
+    scenes = make_scenes(batch, size, "train")
+    images = torch.stack([torch.from_numpy(s.image.transpose(2, 0, 1).copy()).float() for s in scenes])
+    masks = [torch.from_numpy(s.instance_masks.copy()) for s in scenes]
+    optimizer = torch.optim.AdamW(sam.parameters())
+    with FlopCounterMode(display=False) as counter:
+        train_promptable(sam, iter([(images, masks)]), 1, optimizer, clicks=2, prompts_per_image=6, progress=False)
+    step = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        click_evaluation(sam, [scenes[0].image], [scene_labels(scenes[0])], 5, progress=False)
+    return step, counter.get_total_flops()
 
 
 def estimate() -> dict:
@@ -200,7 +258,8 @@ def estimate() -> dict:
         rows, total_s = [], download_s + OTHER_S
         for w in spec["train"]:
             step_flops, eval_flops = flops(w["model"], w["batch"], w["size"])
-            kind = "detection" if w["model"].startswith("maskrcnn") else "segmentation"
+            kind = ("detection" if w["model"].startswith("maskrcnn")
+                    else "promptable" if w["model"] == "promptable" else "segmentation")
             compute_s = (w["steps"] * step_flops + w["eval_images"] * eval_flops) / T4_FLOPS \
                 + w["steps"] * (STEP_OVERHEAD_S[kind] + w.get("load_s", 0.0))
             loader_s = w.get("decode_images", 0) * PET_DECODE_S / COLAB_WORKERS
