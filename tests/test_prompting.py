@@ -155,13 +155,11 @@ def test_the_small_model_is_a_segment_anything_model_with_the_package_parts():
         build_promptable_sam(embed_dim=40)
 
 
-@pytest.mark.parametrize("high_res", [False, True])
-def test_batched_decoder_equals_the_package_decoder_prompt_by_prompt(high_res):
+def test_batched_decoder_equals_the_package_decoder_prompt_by_prompt():
     torch.manual_seed(0)
-    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
-                               high_res=high_res).eval()
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16)).eval()
     emb = sam.image_encoder(torch.randn(3, 3, 64, 64))
-    assert emb.shape == ((3, 32 + 4 * 8 + 16 * 4, 8, 8) if high_res else (3, 32, 8, 8))   # packed 1/4 and 1/2 features
+    assert emb.shape == (3, 32, 8, 8)
     pe = sam.prompt_encoder.get_dense_pe()
     points = torch.rand(3, 2, 2) * 64
     labels = torch.tensor([[1, 0], [1, 1], [1, -1]])

@@ -47,24 +47,15 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class ConvImageEncoder(nn.Module):
-    """A small convolutional image encoder with SAM's interface: ``(B, 3, S, S)`` -> one embedding tensor.
+    """A small convolutional image encoder with SAM's interface: ``(B, 3, S, S)`` -> ``(B, C, S/stride, S/stride)``.
 
     Four stages go down to 1/16 of the input, so that a position "sees" a whole object; a small
     feature pyramid brings the coarse stages back to 1/``stride`` (8 by default), the grid on which the
     mask decoder's transformer works (SAM: 1/16 of 1024 pixels). ``img_size`` is the square side the
     model takes, the attribute ``SamPredictor`` reads.
-
-    With ``high_res=(c1, c0)`` the encoder also gives what SAM 2's mask decoder adds while it upsamples
-    (N. Ravi et al., "SAM 2", 2024): features of its early stages at 1/4 (``c1`` channels) and 1/2 (``c0``
-    channels) of the input, which carry the fine detail a coarse grid cannot. Small nuclei are a few
-    grid cells wide, so this detail decides their outline. To keep SAM's interface (``SamPredictor``
-    stores one tensor per image) they are packed into extra channels of the embedding with
-    ``pixel_unshuffle``; :class:`BatchedMaskDecoder` unpacks them. The first ``out_chans`` channels are
-    the embedding proper.
     """
 
-    def __init__(self, img_size: int = 128, out_chans: int = 64, widths=(32, 48, 96, 128), stride: int = 8,
-                 high_res=None):
+    def __init__(self, img_size: int = 128, out_chans: int = 64, widths=(32, 48, 96, 128), stride: int = 8):
         super().__init__()
         self.img_size = check_int("img_size", img_size, 32)
         if self.img_size % 16:
@@ -84,86 +75,43 @@ class ConvImageEncoder(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(w, out_chans, 1) for w in (w2, w3, w4))
         self.fuse = nn.Sequential(nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(8, out_chans),
                                   nn.GELU(), nn.Conv2d(out_chans, out_chans, 1))
-        self.high_res = None
-        if high_res is not None:
-            if stride != 8 or len(high_res) != 2:
-                raise ValueError(f"`high_res` needs `stride` 8 and two channel counts, got {high_res!r}, stride {stride}")
-            c1, c0 = (check_int("high_res", c, 1) for c in high_res)
-            self.high_res = (c1, c0)
-            self.conv_s1 = nn.Conv2d(w2, c1, 1)     # 1/4 of the input
-            self.conv_s0 = nn.Conv2d(w1, c0, 1)     # 1/2 of the input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c1 = self.stage1(x)
-        c2 = self.stage2(c1)
+        c2 = self.stage2(self.stage1(x))
         c3 = self.stage3(c2)
         c4 = self.stage4(c3)
         p = self.lateral[2](c4)
         p = self.lateral[1](c3) + F.interpolate(p, size=c3.shape[-2:], mode="nearest")
         if self.stride == 4:
             p = self.lateral[0](c2) + F.interpolate(p, size=c2.shape[-2:], mode="nearest")
-        embedding = self.fuse(p)
-        if self.high_res is None:
-            return embedding
-        return torch.cat([embedding, F.pixel_unshuffle(self.conv_s1(c2), 2), F.pixel_unshuffle(self.conv_s0(c1), 4)], 1)
+        return self.fuse(p)
 
 
 class BatchedMaskDecoder(MaskDecoder):
-    """SAM's mask decoder, also accepting one image embedding per prompt, and SAM 2's high-resolution features.
+    """SAM's mask decoder, also accepting one image embedding per prompt.
 
     The package's decoder takes the embedding of *one* image and repeats it for every prompt (the
     interactive case: many clicks on one image). Training wants prompts from many images in one batch,
-    so here ``image_embeddings`` may also have one row per prompt; with one row the embedding is
-    repeated as in the package, so ``SamPredictor`` works unchanged.
-
-    With ``high_res=(c1, c0)`` the embedding carries, after its ``transformer_dim`` channels, the packed
-    1/4 and 1/2 features of :class:`ConvImageEncoder`; they are added after the first and the second
-    transposed convolution of the upsampling, as in SAM 2's mask decoder (``c1`` must be
-    ``transformer_dim // 4`` and ``c0`` ``transformer_dim // 8``, the widths there).
+    so here ``image_embeddings`` may also have one row per prompt. With one row the package's own code
+    runs, so ``SamPredictor`` works unchanged; otherwise the same computation without the repeat.
     """
-
-    def __init__(self, *args, high_res=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if high_res is not None and tuple(high_res) != (self.transformer_dim // 4, self.transformer_dim // 8):
-            raise ValueError(f"`high_res` must be (transformer_dim // 4, transformer_dim // 8) = "
-                             f"{(self.transformer_dim // 4, self.transformer_dim // 8)}, got {high_res!r}")
-        self.high_res = None if high_res is None else tuple(high_res)
-
-    def _unpack(self, packed: torch.Tensor):
-        c = self.transformer_dim
-        if self.high_res is None:
-            return packed, None, None
-        c1, c0 = self.high_res
-        embedding = packed[:, :c]
-        s1 = F.pixel_shuffle(packed[:, c:c + 4 * c1], 2)
-        s0 = F.pixel_shuffle(packed[:, c + 4 * c1:c + 4 * c1 + 16 * c0], 4)
-        return embedding, s1, s0
 
     def predict_masks(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings):
         n_prompts, n_images = sparse_prompt_embeddings.size(0), image_embeddings.size(0)
-        if n_images not in (1, n_prompts):
+        if n_images == 1:
+            return super().predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        if n_images != n_prompts:
             raise ValueError(f"`image_embeddings` must have 1 row or one per prompt ({n_prompts}), got {n_images}")
-        embedding, s1, s0 = self._unpack(image_embeddings)
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(n_prompts, -1, -1)
         tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
-        if n_images == 1:   # one image, many prompts: the package's behaviour
-            embedding = embedding.expand(n_prompts, -1, -1, -1)
-            s1 = None if s1 is None else s1.expand(n_prompts, -1, -1, -1)
-            s0 = None if s0 is None else s0.expand(n_prompts, -1, -1, -1)
-        src = embedding + dense_prompt_embeddings
+        src = image_embeddings + dense_prompt_embeddings
         pos_src = image_pe.expand(n_prompts, -1, -1, -1)
         b, c, h, w = src.shape
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1: (1 + self.num_mask_tokens), :]
-        src = src.transpose(1, 2).reshape(b, c, h, w)
-        if s1 is None:
-            upscaled = self.output_upscaling(src)
-        else:
-            dc1, ln1, act1, dc2, act2 = self.output_upscaling
-            upscaled = act1(ln1(dc1(src) + s1))
-            upscaled = act2(dc2(upscaled) + s0)
+        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
                                dim=1)
         b, c, h, w = upscaled.shape
@@ -227,8 +175,8 @@ class ClickMapPromptEncoder(PromptEncoder):
 
 
 def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_depth: int = 2, num_heads: int = 4,
-                         mlp_dim: int = 256, encoder_widths=(32, 48, 96, 128), pe_scale: float | None = None,
-                         click_maps: bool = True, click_sigma: float = 8.0, stride: int = 8, high_res: bool = False) -> Sam:
+                         mlp_dim: int = 256, encoder_widths=(32, 48, 96, 128), click_maps: bool = True,
+                         click_sigma: float = 8.0, stride: int = 8) -> Sam:
     """A small Segment Anything model: :class:`ConvImageEncoder` + the package's prompt encoder and decoder.
 
     Parameters
@@ -241,17 +189,12 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
         The two-way transformer's depth, heads and MLP width (SAM: 2, 8, 2048).
     encoder_widths : 4 ints
         Channels of the image encoder's stages.
-    pe_scale : float, optional
-        Scale of the random Fourier features of the positional encoding (the package's default is 1).
     click_maps : bool
         Use :class:`ClickMapPromptEncoder` (clicks and box also drawn as maps, Gaussian blobs of
         ``click_sigma`` pixels) instead of the package's ``PromptEncoder``.
     stride : {4, 8}
         The embedding's grid is ``image_size / stride`` (SAM: 1/16 of 1024); the decoder's masks come out
         at four times that grid.
-    high_res : bool
-        Add SAM 2's high-resolution features to the decoder's upsampling (see :class:`ConvImageEncoder`);
-        needs ``stride`` 8.
 
     Returns a ``segment_anything.modeling.Sam`` in training mode, with SAM's pixel mean and std.
     """
@@ -260,8 +203,7 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
     num_heads = check_int("num_heads", num_heads, 1)
     if embed_dim % 16 or (embed_dim // 2) % num_heads:
         raise ValueError(f"`embed_dim` must be a multiple of 16 and embed_dim/2 of `num_heads`, got {embed_dim}, {num_heads}")
-    hr = (embed_dim // 4, embed_dim // 8) if high_res else None
-    encoder = ConvImageEncoder(image_size, embed_dim, encoder_widths, stride, hr)
+    encoder = ConvImageEncoder(image_size, embed_dim, encoder_widths, stride)
     grid = image_size // stride
     sam = Sam(
         image_encoder=encoder,
@@ -272,13 +214,9 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(depth=check_int("decoder_depth", decoder_depth, 1), embedding_dim=embed_dim,
                                           mlp_dim=check_int("mlp_dim", mlp_dim, 8), num_heads=num_heads),
-            transformer_dim=embed_dim, iou_head_depth=3, iou_head_hidden_dim=embed_dim, high_res=hr),
+            transformer_dim=embed_dim, iou_head_depth=3, iou_head_hidden_dim=embed_dim),
         pixel_mean=list(PIXEL_MEAN), pixel_std=list(PIXEL_STD),
     )
-    if pe_scale is not None:
-        from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
-
-        sam.prompt_encoder.pe_layer = PositionEmbeddingRandom(embed_dim // 2, scale=float(pe_scale))
     return sam.train()
 
 
