@@ -18,6 +18,10 @@ Conventions
 * ``panoptic``: ``(H, W)`` ``int32``, ``class_id * PANOPTIC_DIVISOR + instance_number`` with instance
   numbers ``1..N`` for things and ``0`` for stuff (the background is the only stuff class), so
   background pixels are ``0``.
+
+Panoptic scenes (:func:`make_panoptic_scene`, lesson 11) put the same three thing classes over three
+stuff classes, sky (0), ground (4) and water (5) (``PANOPTIC_CLASS_NAMES``); their arrays follow the
+same conventions, with ``semantic`` and ``panoptic`` holding the stuff ids too.
 """
 from __future__ import annotations
 
@@ -225,3 +229,176 @@ def panoptic_decode(panoptic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(panoptic.dtype, np.integer):
         raise ValueError(f"`panoptic` must hold integers, got dtype {panoptic.dtype}")
     return (panoptic // PANOPTIC_DIVISOR).astype(np.int32), (panoptic % PANOPTIC_DIVISOR).astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Panoptic scenes: several stuff classes under the same three thing classes
+# --------------------------------------------------------------------------------------------------
+
+#: Classes of the panoptic scenes, indexed by class id: three stuff classes (sky, ground, water) and
+#: the three thing classes of the ordinary scenes, with the same ids 1..3.
+PANOPTIC_CLASS_NAMES = ("sky", "disc", "square", "triangle", "ground", "water")
+PANOPTIC_NUM_CLASSES = len(PANOPTIC_CLASS_NAMES)
+PANOPTIC_THINGS = (1, 2, 3)
+PANOPTIC_STUFF = (0, 4, 5)
+# Mean colour of each stuff class; a region's colour is drawn up to 0.25 away on each channel, so the
+# ranges overlap and only the texture tells every pair apart.
+_STUFF_COLOURS = {0: (0.55, 0.62, 0.72), 4: (0.50, 0.46, 0.38), 5: (0.38, 0.48, 0.58)}
+
+
+def _wave(rng, t, length, amplitude):
+    """A wavy offset along coordinate ``t``: two sinusoids of random period, phase and amplitude."""
+    out = np.zeros_like(t)
+    for _ in range(2):
+        period = rng.uniform(0.3, 1.2) * length
+        out += rng.uniform(0.3, 1.0) * amplitude * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def _stuff_layout(rng, yy, xx, h, w):
+    """``(H, W)`` uint8 stuff ids: sky above a wavy horizon; below it ground, water or both."""
+    horizon = np.clip(h * rng.uniform(0.25, 0.5) + _wave(rng, xx[0], w, 0.06 * h), 0.12 * h, 0.7 * h)
+    layout = np.where(yy < horizon[None, :], 0, 4).astype(np.uint8)
+    kind = rng.choice(4, p=(0.15, 0.15, 0.35, 0.35))
+    below = layout != 0
+    if kind == 1:  # water only
+        layout[below] = 5
+    elif kind == 2:  # a wavy shoreline across the image: water above it (a lake) or below it
+        shore = horizon + rng.uniform(0.25, 0.6) * (h - horizon) + _wave(rng, xx[0], w, 0.05 * h)
+        under = yy >= shore[None, :]
+        water = under if rng.random() < 0.5 else ~under
+        layout[below & water] = 5
+    elif kind == 3:  # a wavy shoreline from the horizon downwards: water on the left or the right
+        shore = w * rng.uniform(0.25, 0.75) + rng.uniform(-0.4, 0.4) * yy[:, 0] + _wave(rng, yy[:, 0], h, 0.06 * w)
+        left = xx < shore[:, None]
+        water = left if rng.random() < 0.5 else ~left
+        layout[below & water] = 5
+    return layout
+
+
+def _stuff_texture(rng, stuff, yy, xx, h, w):
+    """A grey-level texture field for one stuff class: smooth sky, grainy ground, rippled water."""
+    if stuff == 0:  # sky: low-frequency clouds and a brightening towards the horizon, nothing fine
+        return 0.10 * _smooth_noise(rng, h, w, 3, 1)[..., 0] + 0.12 * (yy / h - 0.5)
+    if stuff == 4:  # ground: 2-pixel grain over soft patches
+        grain = rng.uniform(-1, 1, size=((h + 1) // 2, (w + 1) // 2)).astype(np.float32)
+        grain = np.repeat(np.repeat(grain, 2, 0), 2, 1)[:h, :w]
+        return 0.16 * grain + 0.06 * _smooth_noise(rng, h, w, 8, 1)[..., 0]
+    # water: horizontal ripples, slightly wavy, of a period of 3 to 6 pixels
+    period = rng.uniform(3, 6)
+    wobble = rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * xx / rng.uniform(12, 30) + rng.uniform(0, 2 * np.pi))
+    return 0.13 * np.sin(2 * np.pi * (yy + wobble) / period) + 0.04 * _smooth_noise(rng, h, w, 6, 1)[..., 0]
+
+
+def make_panoptic_scene(seed: int, size=128, max_objects: int = 5, min_objects: int = 1) -> Scene:
+    """Generate the panoptic scene of a seed: three stuff classes under discs, squares and triangles.
+
+    Sky (class 0) lies above a wavy horizon; below it there is ground (4), water (5) or both, split by
+    a wavy shoreline. Each stuff class has its own texture (sky smooth, ground a 2-pixel grain, water
+    horizontal ripples) and a colour drawn from ranges that overlap between the classes, so a model
+    needs texture, not colour, to tell them apart. The shapes of :func:`make_scene` (the same
+    classes 1..3 and the same rule: a later shape hides at most half of an earlier one) are placed
+    over them, each in a colour that stands out from what lies beneath it.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed; the same seed always gives the same scene (and a different one from
+        ``make_scene(seed)``).
+    size : int or (int, int)
+        Image size, ``size`` or ``(height, width)``; at least 32 on each side.
+    min_objects, max_objects : int
+        How many shapes to try to place (a shape that cannot be placed in 30 tries is dropped).
+
+    Returns
+    -------
+    Scene
+        As :func:`make_scene`, with the classes of ``PANOPTIC_CLASS_NAMES``: ``image`` (H, W, 3)
+        uint8 RGB in [0, 255]; ``semantic`` (H, W) uint8 in ``{0, ..., 5}`` (stuff ids 0, 4, 5 and
+        thing ids 1..3); ``instance_masks`` (N, H, W) bool, the visible pixels of the things,
+        disjoint; ``boxes_xyxy`` (N, 4) float32; ``labels`` (N,) int64 in 1..3; ``panoptic`` (H, W)
+        int32, ``class_id * PANOPTIC_DIVISOR`` on stuff (0 on sky, 4000 on ground, 5000 on water)
+        and ``class_id * PANOPTIC_DIVISOR + j + 1`` on instance ``j``.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
+    min_objects = check_int("min_objects", min_objects, 0)
+    max_objects = check_int("max_objects", max_objects, 0)
+    if min_objects > max_objects:
+        raise ValueError(f"need `min_objects` <= `max_objects`, got {min_objects} and {max_objects}")
+    h, w = _check_size(size)
+    rng = np.random.default_rng([int(seed), 11])  # a stream of its own: not make_scene(seed)'s
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    scale = min(h, w)
+
+    # Stuff: the layout, then each class's colour and texture on its region.
+    stuff = _stuff_layout(rng, yy, xx, h, w)
+    img = np.zeros((h, w, 3), np.float32)
+    for k in PANOPTIC_STUFF:
+        region = stuff == k
+        colour = np.clip(np.asarray(_STUFF_COLOURS[k]) + rng.uniform(-0.25, 0.25, 3), 0.05, 0.95)
+        field = colour.astype(np.float32) + _stuff_texture(rng, k, yy, xx, h, w)[..., None]
+        img[region] = field[region]
+
+    # Things, as in make_scene: each keeps at least half of its own area visible.
+    owner = np.full((h, w), -1, np.int32)
+    full_areas, visible, labels = [], [], []
+    for _ in range(rng.integers(min_objects, max_objects + 1)):
+        kind = int(rng.integers(1, 4))
+        for _attempt in range(30):
+            r = rng.uniform(0.08, 0.16) * scale
+            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
+            reach = 1.3 * r + 2
+            y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
+            x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
+            wy, wx = yy[y0:y1, x0:x1], xx[y0:y1, x0:x1]
+            mask = _shape_mask(kind, wy, wx, cy, cx, r, rng.uniform(0, 2 * np.pi))
+            covered = owner[y0:y1, x0:x1][mask]
+            ids, hidden = np.unique(covered[covered >= 0], return_counts=True)
+            if mask.any() and all(visible[i] - n >= 0.5 * full_areas[i] for i, n in zip(ids, hidden)):
+                break
+        else:
+            continue
+        beneath = img[y0:y1, x0:x1][mask].mean(0)
+        for _try in range(50):  # a colour that stands out from what the shape covers
+            colour = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
+            if np.linalg.norm(colour - beneath) > 0.35:
+                break
+        b = rng.uniform(0, 2 * np.pi)
+        shade = 1 + 0.25 * ((wx - cx) * np.cos(b) + (wy - cy) * np.sin(b)) / r
+        tex = _texture(rng, wy, wx, y1 - y0, x1 - x0)
+        obj = colour * np.clip(shade, 0.6, 1.4)[..., None] + 0.10 * tex[..., None]
+        img[y0:y1, x0:x1][mask] = obj[mask]
+        for i, n in zip(ids, hidden):
+            visible[i] -= int(n)
+        owner[y0:y1, x0:x1][mask] = len(labels)
+        full_areas.append(int(mask.sum()))
+        visible.append(int(mask.sum()))
+        labels.append(kind)
+
+    # Global lighting and sensor noise.
+    a = rng.uniform(0, 2 * np.pi)
+    ramp = 1 + rng.uniform(0.1, 0.3) * ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / scale
+    img = img * ramp[..., None] + rng.uniform(0.015, 0.035) * rng.standard_normal(img.shape, dtype=np.float32)
+    image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    keep = [i for i in range(len(labels)) if visible[i] > 0]
+    n = len(keep)
+    instance_masks = owner[None] == np.asarray(keep, np.int32)[:, None, None]
+    labels_arr = np.array([labels[i] for i in keep], np.int64)
+    semantic = stuff.copy()
+    panoptic = stuff.astype(np.int32) * PANOPTIC_DIVISOR
+    boxes = np.zeros((n, 4), np.float32)
+    for j in range(n):
+        m = instance_masks[j]
+        semantic[m] = labels_arr[j]
+        panoptic[m] = labels_arr[j] * PANOPTIC_DIVISOR + (j + 1)
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        boxes[j] = (cols[0], rows[0], cols[-1], rows[-1])
+    return Scene(image, semantic, instance_masks, boxes, labels_arr, panoptic, int(seed))
+
+
+def make_panoptic_scenes(n: int, size=128, split: str = "train", **kwargs) -> list[Scene]:
+    """The first ``n`` panoptic scenes of a split: ``make_panoptic_scene(split_seed(split, i), size)``, ``i < n``."""
+    n = check_int("n", n)
+    return [make_panoptic_scene(split_seed(split, i), size, **kwargs) for i in range(n)]
