@@ -72,7 +72,8 @@ def test_every_address_of_the_repository_agrees_with_pyproject():
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r"colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/blob/", text))
         names |= set(re.findall(r'REPOSITORY = \\?"https://github\.com/([^"\\]+)\\?"', text))
-    assert names == {REPOSITORY}
+        names |= {f"{o}/{n}" for o, n in re.findall(r"https://([A-Za-z0-9_-]+)\.github\.io/([A-Za-z0-9_.-]+)/", text)}
+    assert names - {"OWNER/NAME"} == {REPOSITORY}   # OWNER/NAME: a placeholder in the instructions
     setup = _src(_load(NOTEBOOKS[0])["cells"][1])
     assert f'REPOSITORY = "https://github.com/{REPOSITORY}"' in setup
 
@@ -104,3 +105,7 @@ def test_set_repository_rewrites_badges_and_setup_cells_as_stored():
     assert "colab.research.google.com/github/someone/my-fork/blob/main/notebooks/00_welcome.ipynb" in forked
     assert 'REPOSITORY = \\"https://github.com/someone/my-fork\\"' in forked
     assert tool.rewrite(forked, REPOSITORY) == stored
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    owner, name = REPOSITORY.split("/")
+    assert f"https://{owner}.github.io/{name}/" in readme
+    assert "https://someone.github.io/my-fork/" in tool.rewrite(readme, "someone/my-fork")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Point the course at a GitHub repository: the Colab badges, the notebooks' setup cells and the README.
+"""Point the course at a GitHub repository: the Colab badges, the notebooks' setup cells and the README (its links
+and the website's GitHub Pages address).
 
     python tools/set_repository.py                  # rewrite everything from pyproject.toml's [tool.course]
     python tools/set_repository.py OWNER/NAME       # set a fork's address there first, then rewrite
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _BADGE = re.compile(r"(colab\.research\.google\.com/github/)[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/blob/)")
 # in a notebook's JSON the quotes are escaped: REPOSITORY = \"https://github.com/OWNER/NAME\"
+# the website's address in the README: https://OWNER.github.io/NAME/ (GitHub Pages)
+_SITE = re.compile(r"(https://)[A-Za-z0-9_-]+(\.github\.io/)[A-Za-z0-9_.-]+(/)")
 _CLONE = re.compile(r'(REPOSITORY = \\?"https://github\.com/)[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(\\?")')
 
 
@@ -34,6 +37,8 @@ def configured_repository(root: Path = ROOT) -> str:
 def rewrite(text: str, repository: str) -> str:
     """``text`` with every badge and clone address pointing at ``repository``."""
     text = _BADGE.sub(lambda m: f"{m.group(1)}{repository}{m.group(2)}", text)
+    owner, name = repository.split("/")
+    text = _SITE.sub(lambda m: f"{m.group(1)}{owner}{m.group(2)}{name}{m.group(3)}", text)
     return _CLONE.sub(lambda m: f"{m.group(1)}{repository}{m.group(2)}", text)
 
 
