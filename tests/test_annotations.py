@@ -746,3 +746,70 @@ def test_importing_annotations_stays_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------
+# writers: label maps to the tools' files and back
+# ------------------------------------------------------------------------------------------------
+
+def _touching_objects():
+    """A label map with two touching objects, one in two pieces, and one at the image border."""
+    labels = np.zeros((40, 50), np.int32)
+    labels[5:15, 5:20] = 1
+    labels[5:15, 20:30] = 2          # touches object 1
+    labels[25:35, 2:8] = 3
+    labels[30:38, 40:50] = 3         # object 3's second piece, at the right border
+    yy, xx = np.mgrid[:40, :50]
+    labels[(yy - 28) ** 2 + (xx - 24) ** 2 <= 36] = 4
+    return labels
+
+
+def test_coco_and_cvat_writers_round_trip_exactly(tmp_path):
+    from utils.annotations import read_coco, read_cvat_images, to_label_map, write_coco, write_cvat_images
+
+    labels = _touching_objects()
+    for reader, path in ((read_coco, write_coco(tmp_path / "c.json", [("a.png", labels), ("b.png", labels[:20])])),
+                         (read_cvat_images, write_cvat_images(tmp_path / "c.xml", [("a.png", labels),
+                                                                                   ("b.png", labels[:20])]))):
+        first, second = reader(path)
+        assert first.image_name == "a.png" and (first.height, first.width) == labels.shape
+        assert np.array_equal(to_label_map(first), labels)
+        assert np.array_equal(to_label_map(second), labels[:20])
+
+
+def test_labelme_writer_round_trips_up_to_the_outline(tmp_path):
+    from utils.annotations import read_labelme, to_label_map, write_labelme
+
+    labels = _touching_objects()
+    exact = to_label_map(read_labelme(write_labelme(tmp_path / "a.json", "a.png", labels, "cell")))
+    assert np.array_equal(exact > 0, labels > 0) and len(np.unique(exact)) == 5   # 4 objects, pieces united
+    simplified = read_labelme(write_labelme(tmp_path / "b.json", "b.png", labels, "cell", tolerance=0.5))
+    assert simplified.labels == ("cell",) * 4
+    disc = simplified.masks[3]                                 # objects in label order; 3's pieces united
+    assert abs(int(disc.sum()) - int((labels == 4).sum())) <= 0.1 * (labels == 4).sum()
+
+
+def test_mask_to_polygons_traces_pixel_edges():
+    from utils.annotations import mask_to_polygons_xy, polygon_area_xy, polygon_to_mask
+
+    mask = np.zeros((10, 12), bool)
+    mask[2:6, 3:9] = True                                    # 4 x 6 = 24 pixels
+    (poly,) = mask_to_polygons_xy(mask)
+    assert poly[:, 0].min() == 3.0 and poly[:, 0].max() == 9.0 and poly[:, 1].min() == 2.0 and poly[:, 1].max() == 6.0
+    assert np.array_equal(polygon_to_mask(poly, 10, 12), mask)
+    assert 24 - 2 <= polygon_area_xy(poly) <= 24             # marching squares cuts each corner by 1/8 px
+    assert mask_to_polygons_xy(np.zeros((4, 4), bool)) == []
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p: __import__("utils.annotations", fromlist=["x"]).write_coco(p, [("a", np.zeros((3, 3, 3), int))]),
+     r"images\[0\] labels"),
+    (lambda p: __import__("utils.annotations", fromlist=["x"]).write_labelme(p, "a", np.zeros((4, 4), float)),
+     "`labels`"),
+    (lambda p: __import__("utils.annotations", fromlist=["x"]).mask_to_polygons_xy(np.zeros((4, 4), int)), "`mask`"),
+    (lambda p: __import__("utils.annotations", fromlist=["x"]).mask_to_polygons_xy(np.zeros((4, 4), bool), -1),
+     "`tolerance`"),
+])
+def test_writers_reject_bad_input(tmp_path, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(tmp_path / "out")

@@ -187,3 +187,43 @@ def test_rare_class_crops_errors():
         RareClassCrops(scenes, 16, 10, 3, p_rare=1.5)
     with pytest.raises(ValueError, match="smaller than `crop`"):
         RareClassCrops(scenes, 48, 10, 3)[0]
+
+
+def test_label_map_segmentation_gives_the_nuclei_targets_for_in_memory_label_maps():
+    from utils import nuclei
+    from utils.datasets import LabelMapSegmentation
+
+    shipped = nuclei.NucleiSegmentation("val", "fluo", boundary=True, limit=3)
+    ours = LabelMapSegmentation([nuclei.read_image(shipped.root, r) for r in shipped.rows], shipped.labels,
+                                object_name="nucleus")
+    assert ours.class_names == ("background", "nucleus", "boundary") and len(ours) == 3
+    for k in range(3):
+        (a, ma), (b, mb) = shipped[k], ours[k]
+        assert torch.equal(a, b) and torch.equal(ma, mb)
+
+
+def test_label_map_segmentation_crops_and_draws_images_by_pixel_count():
+    from utils.datasets import LabelMapSegmentation
+
+    images = [np.full((32, 32, 3), 10, np.uint8), np.full((64, 96, 3), 200, np.uint8)]
+    labels = [np.zeros((32, 32), np.int32), np.ones((64, 96), np.int32)]
+    data = LabelMapSegmentation(images, labels, boundary=False, crop_size=16, samples_per_epoch=400, normalize=False)
+    torch.manual_seed(0)
+    from_large = sum(int(data[i][1].max()) for i in range(400))
+    assert len(data) == 400 and data[0][0].shape == (3, 16, 16)
+    assert 330 < from_large < 380   # 6144 of 7168 pixels: 86%
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(images=[np.zeros((8, 8, 3), np.uint8)], label_maps=[]), "one length"),
+    (dict(images=[np.zeros((8, 8), np.uint8)], label_maps=[np.zeros((8, 8), int)]), r"images\[0\]"),
+    (dict(images=[np.zeros((8, 8, 3), np.uint8)], label_maps=[np.zeros((8, 9), int)]), r"label_maps\[0\]"),
+    (dict(images=[np.zeros((20, 20, 3), np.uint8)], label_maps=[np.zeros((20, 20), int)], crop_size=32), "larger"),
+    (dict(images=[np.zeros((20, 20, 3), np.uint8)], label_maps=[np.zeros((20, 20), int)], samples_per_epoch=4),
+     "needs `crop_size`"),
+])
+def test_label_map_segmentation_rejects_bad_input(kwargs, match):
+    from utils.datasets import LabelMapSegmentation
+
+    with pytest.raises(ValueError, match=match):
+        LabelMapSegmentation(**kwargs)

@@ -87,6 +87,10 @@ __all__ = [
     "read_cvat_images",
     "to_label_map",
     "to_semantic",
+    "mask_to_polygons_xy",
+    "write_labelme",
+    "write_coco",
+    "write_cvat_images",
     "polygon_to_mask",
     "polygon_area_xy",
     "compare_rasterisers",
@@ -1024,3 +1028,181 @@ def grouped_split(ids, groups, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> tu
     for i, g in zip(ids, groups):
         parts[part_of[g]].append(i)
     return parts
+
+
+# --------------------------------------------------------------------------------------------------
+# Writers: label maps back into the tools' files
+# --------------------------------------------------------------------------------------------------
+# A model's masks written in a tool's format can be opened in that tool and corrected by hand (model-assisted
+# labelling, lesson 12); the course also turns the shipped nuclei's label maps into each format to read them back.
+
+def _check_label_map_arg(labels, name: str = "labels") -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty (H, W) integer label map, got shape {labels.shape} and dtype "
+                         f"{labels.dtype}")
+    return labels
+
+
+def mask_to_polygons_xy(mask, tolerance: float = 0.0) -> list:
+    """The outlines of a mask's pieces as polygons of ``(x, y)`` points, pixel edges at integers.
+
+    Each 4-connected piece gives one polygon: its outer boundary traced by marching squares through the midpoints
+    between pixel centres (``skimage.measure.find_contours`` at level 0.5), so every pixel centre of the piece lies
+    inside the polygon and rasterising it again (:func:`polygon_to_mask`) gives back the piece, up to
+    pycocotools' edge decisions. Holes are not kept (LabelMe and CVAT polygons have none). ``tolerance > 0``
+    simplifies each polygon with Douglas-Peucker (``skimage.measure.approximate_polygon``): fewer vertices, a few
+    pixels lost or gained at the edges.
+
+    Parameters
+    ----------
+    mask : (H, W) bool ndarray
+    tolerance : float
+        Largest distance, in pixels, between the simplified outline and the traced one.
+
+    Returns
+    -------
+    list of (K, 2) float64 ndarray
+        ``(x, y)`` vertices, the last point not repeated; pieces whose simplified outline has fewer than three
+        vertices are left out.
+    """
+    from scipy import ndimage as ndi
+    from skimage import measure
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype != bool:
+        raise ValueError(f"`mask` must be an (H, W) bool array, got shape {mask.shape} and dtype {mask.dtype}")
+    if not isinstance(tolerance, Real) or not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"`tolerance` must be a number >= 0, got {tolerance!r}")
+    pieces, n = ndi.label(mask)
+    polygons = []
+    for k in range(1, n + 1):
+        contours = measure.find_contours(np.pad(pieces == k, 1).astype(np.float32), 0.5)
+        outer = max(contours, key=lambda c: len(c))
+        if tolerance > 0:
+            outer = measure.approximate_polygon(outer, tolerance)
+        rc = outer[:-1] - 1 + 0.5          # drop the repeated last point; undo the padding; centres at +0.5
+        if len(rc) >= 3:
+            polygons.append(rc[:, ::-1].copy())
+    return polygons
+
+
+def _objects(labels):
+    return [int(i) for i in np.unique(labels) if i > 0]
+
+
+def write_labelme(path, image_name: str, labels, label: str = "object", tolerance: float = 0.0):
+    """Write a label map as a LabelMe 5 JSON file: one polygon per piece of each object.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.json`` file to write (LabelMe keeps it next to the image).
+    image_name : str
+        The image's file name relative to ``path``'s folder (LabelMe's ``imagePath``).
+    labels : (H, W) integer ndarray
+        ``0`` background, ``1..N`` objects.
+    label : str
+        The label of every object.
+    tolerance : float
+        Polygon simplification in pixels (:func:`mask_to_polygons_xy`); an object in several pieces gets one
+        polygon per piece, sharing a ``group_id`` (so :func:`read_labelme` unites them again).
+
+    Returns
+    -------
+    Path
+    """
+    labels = _check_label_map_arg(labels)
+    shapes = []
+    for i in _objects(labels):
+        polygons = mask_to_polygons_xy(labels == i, tolerance)
+        for poly in polygons:
+            shapes.append({"label": str(label), "points": poly.round(2).tolist(),
+                           "group_id": i if len(polygons) > 1 else None, "description": "",
+                           "shape_type": "polygon", "flags": {}, "mask": None})
+    doc = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": str(image_name), "imageData": None,
+           "imageHeight": int(labels.shape[0]), "imageWidth": int(labels.shape[1])}
+    path = Path(path)
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def write_coco(path, images, category: str = "object"):
+    """Write label maps as one COCO instances JSON file, each object a compressed RLE (exact, unlike a polygon).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.json`` file to write.
+    images : sequence of (str, (H, W) integer ndarray)
+        ``(file_name, labels)`` per image; ``0`` background, ``1..N`` objects.
+    category : str
+        The one category (id 1) every object belongs to.
+
+    Returns
+    -------
+    Path
+    """
+    from pycocotools import mask as mask_utils
+
+    doc = {"info": {"description": "written by utils.annotations.write_coco"}, "licenses": [],
+           "images": [], "annotations": [], "categories": [{"id": 1, "name": str(category), "supercategory": ""}]}
+    for image_id, (file_name, labels) in enumerate(images, start=1):
+        labels = _check_label_map_arg(labels, f"images[{image_id - 1}] labels")
+        h, w = labels.shape
+        doc["images"].append({"id": image_id, "file_name": str(file_name), "height": int(h), "width": int(w)})
+        for i in _objects(labels):
+            m = np.asfortranarray(labels == i, dtype=np.uint8)
+            rle = mask_utils.encode(m)
+            x, y, bw, bh = mask_utils.toBbox(rle).tolist()
+            doc["annotations"].append({
+                "id": len(doc["annotations"]) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                "segmentation": {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")},
+                "area": int(m.sum()), "bbox": [x, y, bw, bh]})
+    path = Path(path)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def write_cvat_images(path, images, label: str = "object"):
+    """Write label maps as one CVAT-for-images 1.1 XML file, each object a ``<mask>`` (CVAT's row-major RLE over
+    the object's box, background first), as CVAT's exporter writes it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.xml`` file to write.
+    images : sequence of (str, (H, W) integer ndarray)
+        ``(name, labels)`` per image; ``0`` background, ``1..N`` objects.
+    label : str
+        The one label every object carries.
+
+    Returns
+    -------
+    Path
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    ET.SubElement(ET.SubElement(ET.SubElement(meta, "labels"), "label"), "name").text = str(label)
+    for image_id, (name, labels) in enumerate(images):
+        labels = _check_label_map_arg(labels, f"images[{image_id}] labels")
+        h, w = labels.shape
+        el = ET.SubElement(root, "image", id=str(image_id), name=str(name), width=str(w), height=str(h))
+        for z, i in enumerate(_objects(labels)):
+            m = labels == i
+            rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+            top, left = int(rows[0]), int(cols[0])
+            crop = m[top:rows[-1] + 1, left:cols[-1] + 1].ravel()       # row-major over the box
+            change = np.flatnonzero(np.diff(crop.astype(np.int8))) + 1
+            runs = np.diff(np.concatenate([[0], change, [crop.size]]))
+            if crop[0]:
+                runs = np.concatenate([[0], runs])                   # the first run counts background
+            ET.SubElement(el, "mask", label=str(label), source="manual", occluded="0", z_order=str(z),
+                          rle=", ".join(str(int(r)) for r in runs), left=str(left), top=str(top),
+                          width=str(crop.size // (rows[-1] - top + 1)), height=str(int(rows[-1] - top + 1)))
+    path = Path(path)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path

@@ -172,6 +172,105 @@ def detection_collate(batch):
     return tuple(zip(*batch))
 
 
+def random_crop(images, labels, index: int, crop_size: int | None, samples_per_epoch: int | None, pixel_weights=None):
+    """Image and label map of sample ``index``, or a random ``crop_size`` square of an image (torch's RNG, so
+    DataLoader workers differ).
+
+    With ``samples_per_epoch`` the image itself is drawn at random too, with a probability proportional to its
+    number of pixels (``pixel_weights``, a float tensor, one entry per image): crops are then spread uniformly over
+    the training pixels, so a large image is not seen as rarely as a small one. Without it, sample ``index`` is
+    image ``index``. Arrays come back as views, ``(c, c, 3)`` and ``(c, c)``.
+    """
+    if samples_per_epoch:
+        i = int(torch.multinomial(pixel_weights, 1).item())
+    else:
+        i = index
+    image, lab = images[i], labels[i]
+    if crop_size is None:
+        return image, lab
+    c = crop_size
+    h, w = lab.shape
+    y = int(torch.randint(0, h - c + 1, ()).item())
+    x = int(torch.randint(0, w - c + 1, ()).item())
+    return image[y:y + c, x:x + c], lab[y:y + c, x:x + c]
+
+
+class LabelMapSegmentation(Dataset):
+    """Semantic segmentation from instance label maps held in memory: one's own annotated images.
+
+    What :class:`utils.nuclei.NucleiSegmentation` does for the shipped nuclei, for any images and label maps, for
+    example those read from annotation files with :mod:`utils.annotations` (lesson 12).
+
+    Parameters
+    ----------
+    images : sequence of (H, W, 3) uint8 ndarray
+        RGB images in [0, 255]; sizes may differ between images.
+    label_maps : sequence of (H, W) integer ndarray
+        One per image, same height and width: ``0`` background, ``1..N`` one id per object.
+    boundary : bool
+        Three classes (background, object, object boundary) instead of two, so that a model that learns the
+        boundary keeps touching objects apart (:func:`utils.nuclei.labels_to_semantic`).
+    crop_size : int, optional
+        Return random ``crop_size`` squares (a new one at every access) instead of whole images.
+    samples_per_epoch : int, optional
+        With ``crop_size``: the length of the dataset; each sample is a crop of an image drawn with a probability
+        proportional to its pixel count.
+    normalize : bool
+        Stretch each image with :func:`utils.nuclei.percentile_normalize` (1st to 99.8th percentile to [0, 255]).
+    transform : callable, optional
+        Joint transform, Albumentations convention, on the uint8 RGB crop and its int64 mask.
+    object_name : str
+        The objects' class name (``class_names`` is ``("background", object_name[, "boundary"])``).
+
+    Samples are ``(image, mask)`` as the module docstring says; whole images differ in size, so use
+    ``batch_size=1`` for them.
+    """
+
+    def __init__(self, images, label_maps, *, boundary: bool = True, crop_size: int | None = None,
+                 samples_per_epoch: int | None = None, normalize: bool = True, transform=None,
+                 object_name: str = "object"):
+        from .nuclei import percentile_normalize
+
+        images, label_maps = list(images), list(label_maps)
+        if len(images) != len(label_maps) or not images:
+            raise ValueError(f"`images` and `label_maps` must be non-empty and of one length, got {len(images)} "
+                             f"and {len(label_maps)}")
+        for k, (image, lab) in enumerate(zip(images, label_maps)):
+            image, lab = np.asarray(image), np.asarray(lab)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"`images[{k}]` must be (H, W, 3) uint8 RGB, got shape {image.shape} and dtype "
+                                 f"{image.dtype}")
+            if lab.shape != image.shape[:2] or not np.issubdtype(lab.dtype, np.integer):
+                raise ValueError(f"`label_maps[{k}]` must be an integer (H, W) map of the image's size "
+                                 f"{image.shape[:2]}, got shape {lab.shape} and dtype {lab.dtype}")
+        self.crop_size = check_int("crop_size", crop_size, 16, none_ok=True)
+        if self.crop_size is not None:
+            small = [k for k, lab in enumerate(label_maps) if min(np.shape(lab)) < self.crop_size]
+            if small:
+                raise ValueError(f"`crop_size` {self.crop_size} is larger than images {small[:4]} (by index)")
+        if samples_per_epoch is not None and self.crop_size is None:
+            raise ValueError("`samples_per_epoch` needs `crop_size`: whole images are each seen once per epoch")
+        self.samples_per_epoch = check_int("samples_per_epoch", samples_per_epoch, none_ok=True)
+        self.images = [percentile_normalize(im) if normalize else np.asarray(im) for im in images]
+        self.labels = [np.asarray(lab) for lab in label_maps]
+        self.boundary, self.transform = bool(boundary), transform
+        self.class_names = ("background", str(object_name)) + (("boundary",) if self.boundary else ())
+        self.num_classes = len(self.class_names)
+        self._pixel_weights = torch.tensor([float(lab.size) for lab in self.labels])
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch or len(self.images)
+
+    def __getitem__(self, index: int):
+        from .nuclei import labels_to_semantic
+
+        image, labels = random_crop(self.images, self.labels, index, self.crop_size, self.samples_per_epoch,
+                                    self._pixel_weights)
+        mask = labels_to_semantic(labels, boundary=self.boundary)
+        image, mask = _apply_joint(self.transform, np.ascontiguousarray(image), mask)
+        return image_to_tensor(np.asarray(image)), torch.as_tensor(np.ascontiguousarray(mask), dtype=torch.int64)
+
+
 class FolderSegmentationDataset(Dataset):
     """Images and masks in two folders, paired by file stem: ``root/images/x.jpg`` with ``root/masks/x.png``.
 

@@ -530,28 +530,17 @@ class _NucleiBase:
         return self.samples_per_epoch or len(self.rows)
 
     def _crop(self, index):
-        """Image and labels of sample ``index``, or a random crop (torch's RNG, so DataLoader workers differ).
-
-        With ``samples_per_epoch`` the image itself is drawn at random too, with a probability
-        proportional to its number of pixels: crops are spread uniformly over the training pixels, so a
-        1024x1024 brightfield image is not seen as rarely as a 256x256 one.
-        """
+        """Image and labels of sample ``index``, or a random crop: :func:`utils.datasets.random_crop`, images drawn
+        in proportion to their pixel counts so that a 1024x1024 brightfield image is not seen as rarely as a
+        256x256 one."""
         import torch
 
-        if self.samples_per_epoch:
-            if self._pixel_weights is None:
-                self._pixel_weights = torch.tensor([float(r["height"] * r["width"]) for r in self.rows])
-            i = int(torch.multinomial(self._pixel_weights, 1).item())
-        else:
-            i = index
-        image, labels = self.images[i], self.labels[i]
-        if self.crop_size is None:
-            return image, labels
-        c = self.crop_size
-        h, w = labels.shape
-        y = int(torch.randint(0, h - c + 1, ()).item())
-        x = int(torch.randint(0, w - c + 1, ()).item())
-        return image[y:y + c, x:x + c], labels[y:y + c, x:x + c]
+        from .datasets import random_crop
+
+        if self._pixel_weights is None:
+            self._pixel_weights = torch.tensor([float(r["height"] * r["width"]) for r in self.rows])
+        return random_crop(self.images, self.labels, index, self.crop_size, self.samples_per_epoch,
+                           self._pixel_weights)
 
 
 class NucleiSegmentation(_NucleiBase):
