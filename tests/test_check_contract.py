@@ -17,13 +17,16 @@ from utils.checks.lesson06 import check_bilinear_sample, check_greedy_match
 from utils.checks.lesson07 import check_hflip_with_boxes
 from utils.checks.lesson08 import check_mean_field_update, check_median_frequency_weights
 from utils.checks.lesson09 import check_corrective_click, check_point_encoding, check_stability_score
+from utils.checks.lesson11 import check_panoptic_quality
+from utils.checks.lesson12 import check_grouped_split, check_polygon_to_mask
 
 FUNCTION_CHECKS = (check_otsu_threshold, check_iou_dice, check_region_grower, check_dice_from_confusion,
                    check_focal_loss, check_transposed_output_size, check_center_crop, check_up_step,
                    check_receptive_field, check_same_padding, check_aspp_branch, check_bilinear_sample,
                    check_greedy_match, check_dsb_score, check_seed_verdict, check_training_steps,
                    check_hflip_with_boxes, check_median_frequency_weights, check_mean_field_update,
-                   check_point_encoding, check_corrective_click, check_stability_score)
+                   check_point_encoding, check_corrective_click, check_stability_score,
+                   check_panoptic_quality, check_polygon_to_mask, check_grouped_split)
 ids = [c.__name__ for c in FUNCTION_CHECKS]
 
 

@@ -136,3 +136,23 @@ def test_wrong_fraction_leaves_ignored_pixels_out():
     assert np.isnan(plotting.wrong_fraction(np.full((2, 2), 255), pred))
     with pytest.raises(ValueError, match="`prediction`"):
         plotting.wrong_fraction(truth, pred[:1])
+
+
+def test_outline_match_errors_colours_hits_false_and_missed_objects():
+    from utils.plotting import outline_match_errors
+
+    image = np.zeros((20, 30, 3), np.uint8)
+    truth = np.zeros((20, 30), np.int32)
+    truth[2:8, 2:8] = 1          # found
+    truth[12:18, 2:8] = 2        # missed
+    pred = np.zeros_like(truth)
+    pred[2:8, 2:9] = 5           # IoU 36/42 with object 1
+    pred[10:16, 20:26] = 7       # nothing there: false
+    rgb, match = outline_match_errors(image, truth, pred)
+    assert (match["tp"], match["fp"], match["fn"]) == (1, 1, 1)
+    assert tuple(rgb[2, 4]) == (0, 220, 0) and tuple(rgb[10, 22]) == (255, 40, 40) and tuple(rgb[12, 4]) == (255, 220, 0)
+    assert tuple(rgb[5, 5]) == (0, 0, 0)        # interiors untouched
+    with pytest.raises(ValueError, match="`image`"):
+        outline_match_errors(image[..., 0], truth, pred)
+    with pytest.raises(ValueError, match="`true_labels`"):
+        outline_match_errors(image, truth[:5], pred)

@@ -258,6 +258,50 @@ def _separate_labels(ax, texts, max_moves: int = 40) -> None:
         placed.append(text.get_window_extent(renderer))
 
 
+def outline_match_errors(image, true_labels, pred_labels, iou_threshold: float = 0.5):
+    """Instance errors drawn as outlines: matched predictions green, false ones red, missed true objects yellow.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        RGB in [0, 255].
+    true_labels, pred_labels : (H, W) integer ndarray
+        Label maps of the image's size: ``0`` background, ``1..N`` objects.
+    iou_threshold : float
+        A predicted and a true object match when their IoU exceeds it
+        (:func:`utils.instance_metrics.match_labels`).
+
+    Returns
+    -------
+    rgb : (H, W, 3) uint8 ndarray
+        The image with each object's inner boundary drawn in its colour.
+    match : dict
+        ``match_labels``' result: ``tp``, ``fp``, ``fn``, ``matches`` ``[(true_id, pred_id, iou), ...]``.
+    """
+    from skimage.segmentation import find_boundaries
+
+    from .instance_metrics import match_labels
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"`image` must be (H, W, 3) uint8 RGB, got shape {image.shape} and dtype {image.dtype}")
+    true_labels, pred_labels = np.asarray(true_labels), np.asarray(pred_labels)
+    if true_labels.shape != image.shape[:2] or pred_labels.shape != image.shape[:2]:
+        raise ValueError(f"`true_labels` {true_labels.shape} and `pred_labels` {pred_labels.shape} must have the "
+                         f"image's size {image.shape[:2]}")
+    match = match_labels(true_labels, pred_labels, iou_threshold)
+    hit_true = [t for t, _, _ in match["matches"]]
+    hit_pred = [q for _, q, _ in match["matches"]]
+    missed = (true_labels > 0) & ~np.isin(true_labels, hit_true)
+    good = np.isin(pred_labels, hit_pred) & (pred_labels > 0)
+    false = (pred_labels > 0) & ~good
+    rgb = image.copy()
+    rgb[find_boundaries(np.where(missed, true_labels, 0), mode="inner")] = (255, 220, 0)
+    rgb[find_boundaries(np.where(good, pred_labels, 0), mode="inner")] = (0, 220, 0)
+    rgb[find_boundaries(np.where(false, pred_labels, 0), mode="inner")] = (255, 40, 40)
+    return rgb, match
+
+
 def wrong_fraction(truth, prediction, ignore_index: int | None = 255) -> float:
     """The fraction of *labelled* pixels whose predicted class is wrong (``ignore_index`` pixels left out).
 
