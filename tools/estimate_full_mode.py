@@ -20,9 +20,14 @@ this is how:
   measured cost of reading, decoding and resizing one photo on one CPU core (``PET_DECODE_S``, timed on a
   500x375 JPEG and its trimap) times the images, divided by the DataLoader workers a 2-core Colab gets
   (``utils.datasets.loader_options``: one). A training epoch takes the longer of compute and loading.
-  Where samples are made in the main process (nuclei crops, Penn-Fudan PNGs), their measured cost is added
-  to each step (``load_s``).
-* **The rest of the notebook** (demonstrations, figures, generating scenes): one minute, ``OTHER_S``.
+  Where samples are made in the main process (nuclei crops, Penn-Fudan PNGs, the panoptic targets of
+  lesson 11), their measured cost is added to each step (``load_s``).
+* **The rest of the notebook** (demonstrations, figures, generating scenes): one minute, ``OTHER_S``. Where a
+  notebook does more CPU work outside its training steps, it is listed under ``cpu`` and added, each item
+  from a measured cost per unit on one core (generating lesson 11's 10,800 panoptic scenes,
+  ``PANOPTIC_SCENE_S``; grouping its predictions into panoptic maps, ``GROUP_PANOPTIC_S``; the corrective
+  clicks of a 5-click evaluation, ``CLICK_EVAL_TILE_S``), the detection step overhead per batch of Mask
+  R-CNN predictions, or, for files written and read, a round figure.
 * **Downloads** at an assumed 25 MB/s (what Colab usually gets from a university server; the Oxford and
   Penn servers can be slower), plus extraction.
 
@@ -48,11 +53,30 @@ PET_DECODE_S = 0.0042          # measured: one 500x375 JPEG + trimap, decoded an
 NUCLEI_CROP_S = 0.00027        # measured: one 128-px crop of utils.nuclei.NucleiSegmentation (boundary classes)
 NUCLEI_INSTANCE_CROP_S = 0.00046   # measured: one 128-px crop of NucleiInstances with its targets
 PENN_FUDAN_READ_S = 0.0058     # measured: one Penn-Fudan-sized PNG and its instance mask, read and converted
+PANOPTIC_SCENE_S = 0.0015      # measured: one utils.scenes.make_panoptic_scene at 96 px
+PANOPTIC_TARGETS_S = 0.00043   # measured: panoptic_batch's targets of one 96-px scene, flipped at random
+GROUP_PANOPTIC_S = 0.0009      # measured: group_panoptic on one 96-px output (about 0.5-0.9 ms; the upper figure)
+CLICK_EVAL_TILE_S = 0.074      # measured: 5-click evaluation of one 128-px nuclei tile, model on the CPU (upper bound)
 COLAB_WORKERS = 1              # loader_options on Colab's 2 cores
 LIMIT_MIN = 15.0
 OTHER_S = 60
+NUCLEI_MANIFEST = ROOT / "data" / "nuclei" / "manifest.csv"
 
-# Every full-mode training and evaluation of each notebook: (what, model, batch, size, steps, eval images)
+
+def nuclei_pixels(split: str, side: int = 256) -> float:
+    """The pixels of a split of the course's nuclei images (``data/nuclei/manifest.csv``), in ``side``-px squares.
+
+    The images are 256x256 to 1024x1024; a convolutional network's FLOPs grow with the pixels, so evaluating
+    the split costs this many evaluations of one ``side`` x ``side`` image.
+    """
+    import csv
+
+    with open(NUCLEI_MANIFEST, newline="") as f:
+        return sum(int(r["height"]) * int(r["width"]) for r in csv.DictReader(f) if r["split"] == split) / side ** 2
+
+
+# Every full-mode training and evaluation of each notebook: (what, model, batch, size, steps, eval images); and
+# "cpu": CPU work outside the training steps, beyond OTHER_S, (what, seconds)
 WORKLOADS = {
     "03b_loss_experiment.ipynb": {
         "downloads": [],
@@ -113,6 +137,31 @@ WORKLOADS = {
                        size=128, steps=30 * 750, eval_images=30 * 300 + 500),
                   dict(what="U-Net (width 16, depth 3), the same scenes, 10 epochs", model="unet16d3", batch=16,
                        size=128, steps=10 * 750, eval_images=10 * 300 + 500)],
+    },
+    "11_panoptic_segmentation.ipynb": {
+        "downloads": [],
+        "train": [dict(what="Panoptic-DeepLab (width 32) on 10,000 scenes of 96 px, 6,000 steps; 300 validation and "
+                            "500 test scenes", model="panoptic_deeplab32", batch=8, size=96, steps=6000,
+                       eval_images=300 + 500, load_s=8 * PANOPTIC_TARGETS_S),
+                  dict(what="CPU-sized Mask R-CNN on the same scenes, 1 epoch of 1,250 steps; 500 test scenes",
+                       model="maskrcnn_scenes96", batch=8, size=96, steps=1250, eval_images=500)],
+        "cpu": [dict(what="generating 10,800 panoptic scenes", seconds=(10000 + 300 + 500) * PANOPTIC_SCENE_S),
+                dict(what="grouping: 300 validation scenes x 9 settings and 500 test scenes",
+                     seconds=(300 * 9 + 500) * GROUP_PANOPTIC_S),
+                dict(what="Mask R-CNN prediction of 500 scenes: 63 batches, each at the detection step overhead",
+                     seconds=63 * STEP_OVERHEAD_S["detection"])],
+    },
+    "12_capstone_project.ipynb": {
+        "downloads": [],
+        "train": [dict(what="U-Net (width 16, depth 3) on 128-px nuclei crops, 4,000 steps; 27 validation images "
+                            "x 8 epochs and once more, 65 test images, whole", model="unet16d3_nuclei", batch=8,
+                       size=128, steps=4000, eval_images=round(9 * nuclei_pixels("val") + nuclei_pixels("test")),
+                       load_s=8 * NUCLEI_CROP_S),
+                  dict(what="small SAM-style model, 3,000 steps of 8 crops with 2 click rounds; 5-click evaluation "
+                            "of about 250 nuclei tiles", model="promptable", batch=8, size=128, steps=3000,
+                       eval_images=250, load_s=8 * NUCLEI_CROP_S)],
+        "cpu": [dict(what="writing and reading the 256 images' COCO, CVAT and LabelMe files", seconds=30),
+                dict(what="corrective clicks of the 5-click evaluation, 250 tiles", seconds=250 * CLICK_EVAL_TILE_S)],
     },
 }
 
@@ -211,6 +260,15 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
     if model_name == "unet16d3":
         m = UNet(3, 4, base_width=16, depth=3)
         return _seg_step_flops(m, batch, size, 4), _seg_step_flops(m, 1, size, 4, train=False)
+    if model_name == "unet16d3_nuclei":   # boundary classes; evaluated on whole images (see nuclei_pixels)
+        m = UNet(3, 3, base_width=16, depth=3)
+        return _seg_step_flops(m, batch, size, 3), _seg_step_flops(m, 1, 256, 3, train=False)
+    if model_name == "panoptic_deeplab32":
+        return _panoptic_flops(batch, size)
+    if model_name == "maskrcnn_scenes96":
+        m = build_maskrcnn_cpu(4, image_size=size)
+        return (_detection_step_flops(m, [torch.rand(3, size, size) for _ in range(batch)]),
+                _detection_step_flops(m, [torch.rand(3, size, size)], train=False))
     if model_name == "promptable":
         return _promptable_flops(batch, size)
     if model_name == "sam_vit_b":
@@ -221,6 +279,33 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
             m.image_encoder(torch.zeros(1, 3, size, size))
         return 0.0, counter.get_total_flops()
     raise ValueError(f"unknown model {model_name!r}")
+
+
+def _panoptic_flops(batch, size):
+    """One training step of lesson 11's Panoptic-DeepLab (width 32) and its forward pass on one scene.
+
+    The loss is counted as cross-entropy on the semantic logits, MSE on the centre heatmap and L1 on the offsets
+    (``panoptic_loss`` adds a top-k and weights: negligible FLOPs).
+    """
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from utils.models.panoptic_deeplab import PanopticDeepLabLite
+
+    m = PanopticDeepLabLite(6, width=32)
+    x = torch.randn(batch, 3, size, size)
+    m.train()
+    with FlopCounterMode(display=False) as counter:
+        out = m(x)
+        (F.cross_entropy(out["semantic"], torch.randint(0, 6, (batch, size, size)))
+         + F.mse_loss(out["center"], torch.rand_like(out["center"]))
+         + F.l1_loss(out["offset"], torch.randn_like(out["offset"]))).backward()
+    step = counter.get_total_flops()
+    m.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        m(x[:1])
+    return step, counter.get_total_flops()
 
 
 def _promptable_flops(batch, size):
@@ -268,8 +353,10 @@ def estimate() -> dict:
             rows.append({"what": w["what"], "steps": w["steps"], "tflop": round((w["steps"] * step_flops
                          + w["eval_images"] * eval_flops) / 1e12, 1), "compute_s": round(compute_s),
                          "loader_s": round(loader_s), "seconds": round(seconds)})
+        cpu = [{"what": c["what"], "seconds": round(c["seconds"])} for c in spec.get("cpu", [])]
+        total_s += sum(c["seconds"] for c in spec.get("cpu", []))
         plan[notebook] = {"downloads": spec["downloads"], "download_mb": round(download_mb),
-                          "download_s": round(download_s), "workloads": rows,
+                          "download_s": round(download_s), "workloads": rows, "cpu": cpu,
                           "t4_minutes": round(total_s / 60 + 0.5)}   # rounded up to whole minutes
     return plan
 
@@ -286,6 +373,7 @@ def write(plan: dict, measured: dict | None = None) -> None:
         work = "<br>".join(f"{w['what']}: {w['tflop']} TFLOP, {w['seconds']} s"
                            + (f" (loader-bound: {w['loader_s']} s)" if w["loader_s"] > w["compute_s"] else "")
                            for w in p["workloads"])
+        work += "".join(f"<br>{c['what']} (CPU): {c['seconds']} s" for c in p["cpu"])
         lines.append(f"| {notebook} | {downloads} | {work} | {p['t4_minutes']} min |")
     rehearsal = ROOT / "benchmarks" / "full_mode_rehearsal.json"
     if rehearsal.is_file():   # what a GPU rehearsal measured (tools/rehearse_full_mode.py), written by hand
