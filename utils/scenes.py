@@ -111,6 +111,73 @@ def _texture(rng, yy, xx, h, w):
     return _smooth_noise(rng, h, w, max(4, h // 4), 1)[..., 0]
 
 
+def _place_things(rng, img, yy, xx, count, radius_range, reference_colour, max_colour_tries):
+    """Paint ``count`` shapes on ``img`` (in place), each hiding at most half of any earlier one.
+
+    ``reference_colour(window, mask)`` gives the colour a shape must differ from (by more than 0.35); the colour
+    is drawn again until it does, at most ``max_colour_tries`` times (``None``: until it does). Returns the
+    owner map (which shape owns each pixel, -1 none), the visible pixel count of each shape and its class.
+    """
+    h, w = img.shape[:2]
+    scale = min(h, w)
+    owner = np.full((h, w), -1, np.int32)  # which instance owns each pixel (-1 = background)
+    full_areas, visible, labels = [], [], []
+    for _ in range(count):
+        kind = int(rng.integers(1, 4))
+        for _attempt in range(30):
+            r = rng.uniform(*radius_range) * scale
+            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
+            reach = 1.3 * r + 2
+            y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
+            x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
+            wy, wx = yy[y0:y1, x0:x1], xx[y0:y1, x0:x1]
+            mask = _shape_mask(kind, wy, wx, cy, cx, r, rng.uniform(0, 2 * np.pi))
+            covered = owner[y0:y1, x0:x1][mask]
+            ids, hidden = np.unique(covered[covered >= 0], return_counts=True)
+            if mask.any() and all(visible[i] - n >= 0.5 * full_areas[i] for i, n in zip(ids, hidden)):
+                break
+        else:
+            continue
+        reference = reference_colour(img[y0:y1, x0:x1], mask)
+        tries = 0
+        while True:  # a colour far enough from the reference that the shape is visible
+            colour = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
+            tries += 1
+            if np.linalg.norm(colour - reference) > 0.35 or (max_colour_tries and tries >= max_colour_tries):
+                break
+        b = rng.uniform(0, 2 * np.pi)  # the direction the light comes from
+        shade = 1 + 0.25 * ((wx - cx) * np.cos(b) + (wy - cy) * np.sin(b)) / r
+        tex = _texture(rng, wy, wx, y1 - y0, x1 - x0)
+        obj = colour * np.clip(shade, 0.6, 1.4)[..., None] + 0.10 * tex[..., None]
+        img[y0:y1, x0:x1][mask] = obj[mask]
+        for i, n in zip(ids, hidden):
+            visible[i] -= int(n)
+        owner[y0:y1, x0:x1][mask] = len(labels)
+        full_areas.append(int(mask.sum()))
+        visible.append(int(mask.sum()))
+        labels.append(kind)
+    return owner, visible, labels
+
+
+def _ground_truth(owner, visible, labels, semantic_base):
+    """Semantic map, instance masks, boxes, labels and panoptic map from the owner map of :func:`_place_things`;
+    instances with no visible pixel are dropped; ``semantic_base`` holds the stuff classes under the things."""
+    keep = [i for i in range(len(labels)) if visible[i] > 0]
+    n = len(keep)
+    instance_masks = owner[None] == np.asarray(keep, np.int32)[:, None, None]
+    labels_arr = np.array([labels[i] for i in keep], np.int64)
+    semantic = semantic_base.astype(np.uint8)
+    panoptic = semantic_base.astype(np.int32) * PANOPTIC_DIVISOR
+    boxes = np.zeros((n, 4), np.float32)
+    for j in range(n):
+        m = instance_masks[j]
+        semantic[m] = labels_arr[j]
+        panoptic[m] = labels_arr[j] * PANOPTIC_DIVISOR + (j + 1)
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        boxes[j] = (cols[0], rows[0], cols[-1], rows[-1])
+    return semantic, instance_masks, boxes, labels_arr, panoptic
+
+
 def make_scene(seed: int, size=128, max_objects: int = 6, min_objects: int = 2) -> Scene:
     """Generate the scene of a given seed (the same seed always gives the same scene).
 
@@ -150,40 +217,9 @@ def make_scene(seed: int, size=128, max_objects: int = 6, min_objects: int = 2) 
         cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), colour, int(rng.integers(1, 4)))
 
     # Things: shapes on top of each other; each keeps at least half of its own area visible.
-    # Work happens in a window around each shape, which keeps a scene to about a millisecond.
-    owner = np.full((h, w), -1, np.int32)  # which instance owns each pixel (-1 = background)
-    full_areas, visible, labels = [], [], []
-    for _ in range(rng.integers(min_objects, max_objects + 1)):
-        kind = int(rng.integers(1, 4))
-        for _attempt in range(30):
-            r = rng.uniform(0.08, 0.17) * scale
-            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
-            reach = 1.3 * r + 2
-            y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
-            x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
-            wy, wx = yy[y0:y1, x0:x1], xx[y0:y1, x0:x1]
-            mask = _shape_mask(kind, wy, wx, cy, cx, r, rng.uniform(0, 2 * np.pi))
-            covered = owner[y0:y1, x0:x1][mask]
-            ids, hidden = np.unique(covered[covered >= 0], return_counts=True)
-            if mask.any() and all(visible[i] - n >= 0.5 * full_areas[i] for i, n in zip(ids, hidden)):
-                break
-        else:
-            continue
-        while True:  # a colour far enough from the background that the shape is visible
-            colour = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
-            if np.linalg.norm(colour - bg_colour) > 0.35:
-                break
-        b = rng.uniform(0, 2 * np.pi)  # the direction the light comes from
-        shade = 1 + 0.25 * ((wx - cx) * np.cos(b) + (wy - cy) * np.sin(b)) / r
-        tex = _texture(rng, wy, wx, y1 - y0, x1 - x0)
-        obj = colour * np.clip(shade, 0.6, 1.4)[..., None] + 0.10 * tex[..., None]
-        img[y0:y1, x0:x1][mask] = obj[mask]
-        for i, n in zip(ids, hidden):
-            visible[i] -= int(n)
-        owner[y0:y1, x0:x1][mask] = len(labels)
-        full_areas.append(int(mask.sum()))
-        visible.append(int(mask.sum()))
-        labels.append(kind)
+    count = rng.integers(min_objects, max_objects + 1)
+    owner, visible, labels = _place_things(rng, img, yy, xx, count, (0.08, 0.17),
+                                           lambda window, mask: bg_colour, max_colour_tries=None)
 
     # Global lighting (a multiplicative ramp) and sensor noise.
     a = rng.uniform(0, 2 * np.pi)
@@ -192,19 +228,8 @@ def make_scene(seed: int, size=128, max_objects: int = 6, min_objects: int = 2) 
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
     # Ground truth from the owner map: drop any instance that ended with no visible pixel.
-    keep = [i for i in range(len(labels)) if visible[i] > 0]
-    n = len(keep)
-    instance_masks = owner[None] == np.asarray(keep, np.int32)[:, None, None]
-    labels_arr = np.array([labels[i] for i in keep], np.int64)
-    semantic = np.zeros((h, w), np.uint8)
-    panoptic = np.zeros((h, w), np.int32)
-    boxes = np.zeros((n, 4), np.float32)
-    for j in range(n):
-        m = instance_masks[j]
-        semantic[m] = labels_arr[j]
-        panoptic[m] = labels_arr[j] * PANOPTIC_DIVISOR + (j + 1)
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        boxes[j] = (cols[0], rows[0], cols[-1], rows[-1])
+    semantic, instance_masks, boxes, labels_arr, panoptic = _ground_truth(owner, visible, labels,
+                                                                          np.zeros((h, w), np.uint8))
     return Scene(image, semantic, instance_masks, boxes, labels_arr, panoptic, int(seed))
 
 
@@ -340,41 +365,11 @@ def make_panoptic_scene(seed: int, size=128, max_objects: int = 5, min_objects: 
         field = colour.astype(np.float32) + _stuff_texture(rng, k, yy, xx, h, w)[..., None]
         img[region] = field[region]
 
-    # Things, as in make_scene: each keeps at least half of its own area visible.
-    owner = np.full((h, w), -1, np.int32)
-    full_areas, visible, labels = [], [], []
-    for _ in range(rng.integers(min_objects, max_objects + 1)):
-        kind = int(rng.integers(1, 4))
-        for _attempt in range(30):
-            r = rng.uniform(0.08, 0.16) * scale
-            cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
-            reach = 1.3 * r + 2
-            y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
-            x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
-            wy, wx = yy[y0:y1, x0:x1], xx[y0:y1, x0:x1]
-            mask = _shape_mask(kind, wy, wx, cy, cx, r, rng.uniform(0, 2 * np.pi))
-            covered = owner[y0:y1, x0:x1][mask]
-            ids, hidden = np.unique(covered[covered >= 0], return_counts=True)
-            if mask.any() and all(visible[i] - n >= 0.5 * full_areas[i] for i, n in zip(ids, hidden)):
-                break
-        else:
-            continue
-        beneath = img[y0:y1, x0:x1][mask].mean(0)
-        for _try in range(50):  # a colour that stands out from what the shape covers
-            colour = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
-            if np.linalg.norm(colour - beneath) > 0.35:
-                break
-        b = rng.uniform(0, 2 * np.pi)
-        shade = 1 + 0.25 * ((wx - cx) * np.cos(b) + (wy - cy) * np.sin(b)) / r
-        tex = _texture(rng, wy, wx, y1 - y0, x1 - x0)
-        obj = colour * np.clip(shade, 0.6, 1.4)[..., None] + 0.10 * tex[..., None]
-        img[y0:y1, x0:x1][mask] = obj[mask]
-        for i, n in zip(ids, hidden):
-            visible[i] -= int(n)
-        owner[y0:y1, x0:x1][mask] = len(labels)
-        full_areas.append(int(mask.sum()))
-        visible.append(int(mask.sum()))
-        labels.append(kind)
+    # Things, as in make_scene: each keeps at least half of its own area visible, in a colour that stands out
+    # from what it covers.
+    count = rng.integers(min_objects, max_objects + 1)
+    owner, visible, labels = _place_things(rng, img, yy, xx, count, (0.08, 0.16),
+                                           lambda window, mask: window[mask].mean(0), max_colour_tries=50)
 
     # Global lighting and sensor noise.
     a = rng.uniform(0, 2 * np.pi)
@@ -382,19 +377,7 @@ def make_panoptic_scene(seed: int, size=128, max_objects: int = 5, min_objects: 
     img = img * ramp[..., None] + rng.uniform(0.015, 0.035) * rng.standard_normal(img.shape, dtype=np.float32)
     image = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
-    keep = [i for i in range(len(labels)) if visible[i] > 0]
-    n = len(keep)
-    instance_masks = owner[None] == np.asarray(keep, np.int32)[:, None, None]
-    labels_arr = np.array([labels[i] for i in keep], np.int64)
-    semantic = stuff.copy()
-    panoptic = stuff.astype(np.int32) * PANOPTIC_DIVISOR
-    boxes = np.zeros((n, 4), np.float32)
-    for j in range(n):
-        m = instance_masks[j]
-        semantic[m] = labels_arr[j]
-        panoptic[m] = labels_arr[j] * PANOPTIC_DIVISOR + (j + 1)
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        boxes[j] = (cols[0], rows[0], cols[-1], rows[-1])
+    semantic, instance_masks, boxes, labels_arr, panoptic = _ground_truth(owner, visible, labels, stuff)
     return Scene(image, semantic, instance_masks, boxes, labels_arr, panoptic, int(seed))
 
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..validation import check_int
-from .unet import ConvBlock, _check_norm, _norm_layer, _Up
+from .unet import ConvBlock, _check_norm, _norm_layer, _Up, pad_to_multiple
 
 __all__ = [
     "PanopticDeepLabLite",
@@ -364,13 +364,8 @@ class PanopticDeepLabLite(nn.Module):
             nn.init.zeros_(head[-1].bias)
 
     def forward(self, x: torch.Tensor) -> dict:
-        if x.ndim != 4:
-            raise ValueError(f"`x` must be a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        multiple = 2 ** self.depth
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+        x = pad_to_multiple(x, 2 ** self.depth)
         features = [self.stem(x)]
         for block in self.down:
             features.append(block(F.max_pool2d(features[-1], 2)))

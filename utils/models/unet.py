@@ -79,6 +79,19 @@ class _Up(nn.Module):
         return self.conv(x)
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad a ``(B, C, H, W)`` batch at the bottom and right so that H and W are multiples of ``multiple`` (an
+    encoder that halves the size ``depth`` times needs ``2 ** depth``): reflected where the image is large enough,
+    replicated otherwise. The caller crops the output back to ``(H, W)``."""
+    if x.ndim != 4:
+        raise ValueError(f"`x` must be a (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+    return x
+
+
 class UNet(nn.Module):
     """U-Net (Ronneberger et al., 2015): a contracting encoder, an expanding decoder, skips between them.
 
@@ -128,13 +141,8 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"`x` must be a (B, C, H, W) batch, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        multiple = 2 ** self.depth
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+        x = pad_to_multiple(x, 2 ** self.depth)
         features = [self.stem(x)]
         for block in self.down:
             features.append(block(F.max_pool2d(features[-1], 2)))
