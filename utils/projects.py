@@ -129,6 +129,8 @@ def _from_registry(name: str, registry_names: tuple[str, ...], idea: str, task: 
     entries = [REGISTRY[n] for n in registry_names]
     first = entries[0]
     licences = list(dict.fromkeys(e.licence for e in entries))
+    # one entry's licence may repeat another's with a qualification ("CC BY-SA 4.0" and "CC BY-SA 4.0 (...)")
+    licences = [a for a in licences if not any(a != b and b.startswith(a) for b in licences)]
     size = sum(e.size_bytes for e in entries)
     fetches = ", ".join(f"fetch({n!r})" for n in registry_names)
     return ProjectDataset(
