@@ -131,6 +131,8 @@ TARGETS = [
     ("09_segment_anything.ipynb", "promptable_train_s", "<=", 180),
     ("10_segformer.ipynb", "segformer_test_miou", ">=", 0.85),
     ("10_segformer.ipynb", "segformer_train_s", "<=", 240),
+    ("10b_mask2former.ipynb", "mask2former_mask_ap50", ">=", 0.50),
+    ("10b_mask2former.ipynb", "mask2former_train_s", "<=", 240),
     ("11_panoptic_segmentation.ipynb", "panoptic_deeplab_pq", ">=", 0.60),
     ("11_panoptic_segmentation.ipynb", "panoptic_deeplab_train_s", "<=", 240),
 ]
