@@ -1,4 +1,4 @@
-"""The contract every check of a learner-written function keeps (lessons 01, 03-08, 03b, 04b and 05b).
+"""The contract every check of a learner-written function keeps (lessons 01, 03-12, 03b, 04b, 05b and 10b).
 
 Unanswered: "not answered yet" and no hint, never an exception (unless ``strict``). Not a function: a message saying so. An answer
 that raises: reported as feedback, never raised into the learner's cell.
@@ -17,6 +17,8 @@ from utils.checks.lesson06 import check_bilinear_sample, check_greedy_match
 from utils.checks.lesson07 import check_hflip_with_boxes
 from utils.checks.lesson08 import check_mean_field_update, check_median_frequency_weights
 from utils.checks.lesson09 import check_corrective_click, check_point_encoding, check_stability_score
+from utils.checks.lesson10 import check_attention_cost, check_hungarian_match, check_patch_grid
+from utils.checks.lesson10b import check_pair_cost, check_semantic_inference
 from utils.checks.lesson11 import check_panoptic_quality
 from utils.checks.lesson12 import check_grouped_split, check_polygon_to_mask
 
@@ -25,7 +27,9 @@ FUNCTION_CHECKS = (check_otsu_threshold, check_iou_dice, check_region_grower, ch
                    check_receptive_field, check_same_padding, check_aspp_branch, check_bilinear_sample,
                    check_greedy_match, check_dsb_score, check_seed_verdict, check_training_steps,
                    check_hflip_with_boxes, check_median_frequency_weights, check_mean_field_update,
-                   check_point_encoding, check_corrective_click, check_stability_score,
+                   check_point_encoding, check_corrective_click, check_stability_score, check_attention_cost,
+                   check_patch_grid,
+                   check_hungarian_match, check_pair_cost, check_semantic_inference,
                    check_panoptic_quality, check_polygon_to_mask, check_grouped_split)
 ids = [c.__name__ for c in FUNCTION_CHECKS]
 
@@ -35,7 +39,8 @@ def test_unanswered_says_so_without_a_hint_and_never_raises(check):
     fb = check(None)
     assert isinstance(fb, Feedback) and not fb.passed
     assert "not answered yet" in str(fb) and "hint:" not in str(fb)  # no hint, so no answer, before a first try
-    assert not check(lambda *args: None).passed  # a placeholder function that returns None
+    placeholder = check(lambda *args: None)  # a placeholder function that returns None
+    assert not placeholder.passed and "not answered yet" in str(placeholder) and "hint:" not in str(placeholder)
 
 
 @pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=ids)
