@@ -227,3 +227,13 @@ def test_label_map_segmentation_rejects_bad_input(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         LabelMapSegmentation(**kwargs)
+
+
+def test_scene_instance_dataset_takes_the_panoptic_scenes_too():
+    from utils.scenes import make_panoptic_scene
+
+    data = SceneInstanceDataset(2, 64, "val", make=make_panoptic_scene)
+    scene = make_panoptic_scene(split_seed("val", 1), 64)
+    image, target = data[1]
+    assert torch.equal(target["masks"].bool(), torch.from_numpy(scene.instance_masks))
+    assert torch.equal(image, torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255)

@@ -156,3 +156,19 @@ def test_outline_match_errors_colours_hits_false_and_missed_objects():
         outline_match_errors(image[..., 0], truth, pred)
     with pytest.raises(ValueError, match="`true_labels`"):
         outline_match_errors(image, truth[:5], pred)
+
+
+def test_panoptic_colours_shades_things_by_class_outlines_them_and_blacks_out_void():
+    from utils.plotting import panoptic_colours
+
+    palette = [(0.5, 0.5, 0.5), (1.0, 0.0, 0.0)]
+    pan = np.zeros((8, 8), np.int64)
+    pan[1:4, 1:4] = 1001
+    pan[5:8, 5:8] = 1002
+    pan[0, 7] = -1
+    rgb = panoptic_colours(pan, palette)
+    assert np.allclose(rgb[0, 0], 0.5) and np.allclose(rgb[0, 7], 0)            # stuff colour; void black
+    assert np.allclose(rgb[2, 2], (0.85, 0, 0)) and np.allclose(rgb[6, 6], (1.0, 0, 0))   # two shades of class 1
+    assert np.allclose(rgb[1, 1], 1.0)                                            # outline
+    with pytest.raises(ValueError, match="`palette`"):
+        panoptic_colours(pan, palette[:1])

@@ -139,16 +139,18 @@ class SceneInstanceDataset(Dataset):
     """Instance segmentation on generated scenes, in torchvision's detection target format.
 
     ``n``, ``size`` and ``split`` as in :class:`SceneSegmentationDataset`. Use :func:`detection_collate`
-    with a ``DataLoader`` (targets differ in length).
+    with a ``DataLoader`` (targets differ in length). ``make`` is the scene generator: ``make_scene``, or
+    ``utils.scenes.make_panoptic_scene`` for scenes with several stuff classes (their things are the same three
+    shapes; the stuff is background to a detector).
     """
 
     class_names = CLASS_NAMES
     num_classes = len(CLASS_NAMES)
 
-    def __init__(self, n: int, size: int = 128, split: str = "train"):
+    def __init__(self, n: int, size: int = 128, split: str = "train", make=make_scene):
         n = check_int("n", n)
         self.n, self.size, self.split = n, size, split
-        self.scenes = [make_scene(split_seed(split, i), size) for i in range(n)]
+        self.scenes = [make(split_seed(split, i), size) for i in range(n)]
 
     def __len__(self) -> int:
         return self.n

@@ -302,6 +302,43 @@ def outline_match_errors(image, true_labels, pred_labels, iou_threshold: float =
     return rgb, match
 
 
+def panoptic_colours(panoptic, palette, divisor: int = 1000, void: int = -1) -> np.ndarray:
+    """A picture of a panoptic map: stuff in its class colour; each thing in its class's colour, lighter or darker per
+    instance, with a white outline, so that one class looks alike in a prediction and in the truth; void black.
+
+    Parameters
+    ----------
+    panoptic : (H, W) integer ndarray
+        ``class_id * divisor + instance_number`` (instance 0 for stuff), ``void`` where unassigned.
+    palette : (C, 3) float array-like
+        RGB in [0, 1], one row per class id.
+
+    Returns
+    -------
+    (H, W, 3) float64 ndarray in [0, 1]
+    """
+    from skimage.segmentation import find_boundaries
+
+    panoptic = np.asarray(panoptic)
+    palette = np.asarray(palette, dtype=float)
+    if panoptic.ndim != 2 or not np.issubdtype(panoptic.dtype, np.integer):
+        raise ValueError(f"`panoptic` must be an (H, W) integer map, got shape {panoptic.shape} and dtype {panoptic.dtype}")
+    classes = np.unique(panoptic[panoptic != void]) // divisor
+    if palette.ndim != 2 or palette.shape[1] != 3 or (len(classes) and classes.max() >= len(palette)):
+        raise ValueError(f"`palette` must be (C, 3) with a row for every class id up to {classes.max() if len(classes) else 0}, "
+                         f"got shape {palette.shape}")
+    rgb = np.zeros(panoptic.shape + (3,))
+    for segment in np.unique(panoptic):
+        if segment == void:
+            continue
+        cls, instance = divmod(int(segment), divisor)
+        shade = 1.0 if instance == 0 else (0.7, 0.85, 1.0, 1.15)[instance % 4]
+        rgb[panoptic == segment] = np.clip(palette[cls] * shade, 0, 1)
+    things = np.where((panoptic != void) & (panoptic % divisor > 0), panoptic, 0)
+    rgb[find_boundaries(things, mode="inner")] = 1.0
+    return rgb
+
+
 def wrong_fraction(truth, prediction, ignore_index: int | None = 255) -> float:
     """The fraction of *labelled* pixels whose predicted class is wrong (``ignore_index`` pixels left out).
 
