@@ -327,6 +327,25 @@ def test_evaluate_and_predict_with_perfect_queries():
     assert np.all(inst["scores"][:n] > 0.99) and np.all(inst["scores"][n:] < 1e-3)  # the true objects first
 
 
+def test_class_agnostic_ap_separates_finding_from_naming():
+    scenes = make_scenes(3, size=SIZE, split="val")
+    oracle = _Oracle(scenes)
+    for cls, _ in oracle.outputs:                      # every object found, every one named wrongly (class k -> k + 1)
+        named = cls[:, :3].argmax(1)
+        objects = cls[:, 3] < 0
+        wrong = torch.full_like(cls, -8.0)
+        wrong[:, 3] = 8.0
+        wrong[objects] = -8.0
+        wrong[objects, (named[objects] + 1) % 3] = 8.0
+        cls.copy_(wrong)
+    metrics, preds = evaluate_mask2former(oracle, scenes, class_agnostic=True)
+    assert metrics["segm_AP50"] == pytest.approx(0.0)
+    assert metrics["agnostic_segm_AP50"] == pytest.approx(1.0) and metrics["agnostic_segm_AP"] == pytest.approx(1.0)
+    assert "agnostic_segm_AP50" not in evaluate_mask2former(_Oracle(scenes), scenes)[0]
+    with pytest.raises(ValueError, match="`class_agnostic`"):
+        evaluate_mask2former(_Oracle(scenes), scenes, class_agnostic="yes")
+
+
 def test_evaluate_a_trained_few_steps_model_runs(model, scenes):
     metrics, preds = evaluate_mask2former(model, scenes)
     assert 0.0 <= metrics["segm_AP"] <= 1.0 and 0.0 <= metrics["miou"] <= 1.0

@@ -945,8 +945,19 @@ def predict_mask2former(model, images, *, device=None, batch_size: int = 8, incl
     return results
 
 
+def _best_candidate_per_query(instances: dict) -> dict:
+    """One detection per query, of class 1 ("object"): each query's highest-scored candidate (the instances are
+    sorted by score, so its first one)."""
+    _, first = np.unique(instances["queries"], return_index=True)
+    first = np.sort(first)
+    out = {key: value[first] if isinstance(value, np.ndarray) else value for key, value in instances.items()}
+    out["labels"] = np.ones(len(first), dtype=np.int64)
+    return out
+
+
 def evaluate_mask2former(model, scenes, *, device=None, batch_size: int = 8, include_background: bool | None = None,
-                         top_k: int | None = None, iou_types=("segm",), **post) -> tuple[dict, list[dict]]:
+                         top_k: int | None = None, iou_types=("segm",), class_agnostic: bool = False,
+                         **post) -> tuple[dict, list[dict]]:
     """Score a Mask2Former on generated scenes: COCO mask AP with pycocotools, and semantic mIoU.
 
     Parameters
@@ -957,6 +968,11 @@ def evaluate_mask2former(model, scenes, *, device=None, batch_size: int = 8, inc
         As in :func:`predict_mask2former`.
     iou_types : sequence of {"segm", "bbox"}
         COCO evaluations (boxes are the masks' bounding boxes).
+    class_agnostic : bool
+        Also score the instances with the classes ignored (every true object and every prediction of class
+        "object"; each query keeps only its best-scored candidate, so it is one detection): the keys of
+        ``coco_evaluate`` prefixed ``agnostic_`` (``agnostic_segm_AP50``, ...). Set against the ordinary AP it
+        separates finding the objects from naming them.
     **post
         ``score_threshold``, ``overlap_threshold``, ``background_threshold`` for :func:`predict_mask2former`.
 
@@ -964,13 +980,16 @@ def evaluate_mask2former(model, scenes, *, device=None, batch_size: int = 8, inc
     -------
     (metrics, predictions)
         ``metrics``: ``utils.instance.coco_evaluate``'s keys (``segm_AP``, ``segm_AP50``, ...), plus ``miou``,
-        ``iou`` (per scene class, NaN where absent) and ``pixel_accuracy`` of the semantic maps;
+        ``iou`` (per scene class, NaN where absent) and ``pixel_accuracy`` of the semantic maps (and the
+        ``agnostic_`` keys with ``class_agnostic``);
         ``predictions``: :func:`predict_mask2former`'s list.
     """
     from ..instance import coco_evaluate, coco_ground_truth
     from ..metrics import ConfusionMatrix
 
     scenes = _scene_list(scenes)
+    if not isinstance(class_agnostic, bool):
+        raise ValueError(f"`class_agnostic` must be True or False, got {class_agnostic!r}")
     unknown = set(post) - {"score_threshold", "overlap_threshold", "background_threshold"}
     if unknown:
         raise ValueError(f"unknown keyword arguments {sorted(unknown)}; post-processing takes score_threshold, "
@@ -985,6 +1004,11 @@ def evaluate_mask2former(model, scenes, *, device=None, batch_size: int = 8, inc
             "labels": torch.from_numpy(np.asarray(s.labels, dtype=np.int64)), "masks": masks,
             "iscrowd": torch.zeros(len(masks), dtype=torch.int64)}))
     metrics = coco_evaluate(coco_ground_truth(dataset, CLASS_NAMES), [p["instances"] for p in predictions], iou_types)
+    if class_agnostic:
+        merged = [(image, {**target, "labels": torch.ones_like(target["labels"])}) for image, target in dataset]
+        agnostic = coco_evaluate(coco_ground_truth(merged, ("background", "object")),
+                                 [_best_candidate_per_query(p["instances"]) for p in predictions], iou_types)
+        metrics.update({f"agnostic_{key}": value for key, value in agnostic.items()})
     cm = ConfusionMatrix(len(CLASS_NAMES), ignore_index=None)
     for s, p in zip(scenes, predictions):
         cm.update(torch.from_numpy(p["semantic"])[None], torch.from_numpy(np.asarray(s.semantic, dtype=np.int64))[None])
