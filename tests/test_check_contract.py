@@ -5,7 +5,7 @@ that raises: reported as feedback, never raised into the learner's cell.
 """
 import pytest
 
-from utils.checks import ExerciseError, Feedback, run_cases
+from utils.checks import ExerciseError, Feedback, opening, run_cases
 from utils.checks.lesson01 import check_iou_dice, check_otsu_threshold, check_region_grower
 from utils.checks.lesson03 import check_dice_from_confusion, check_focal_loss
 from utils.checks.lesson03b import check_seed_verdict
@@ -58,6 +58,16 @@ def test_a_raising_answer_is_reported_not_raised(check):
 
     fb = check(broken)
     assert not fb.passed and "raised KeyError" in str(fb)
+
+
+def test_opening_answers_placeholders_and_non_functions_and_lets_functions_through():
+    assert opening("ex", len, "a function x -> y") is None
+    unanswered = opening("ex", ..., "a function x -> y", hint="use len")
+    assert not unanswered.passed and "not answered yet" in str(unanswered) and "use len" not in str(unanswered)
+    wrong = opening("ex", [1, 2], "a function x -> y", hint="use len")
+    assert not wrong.passed and wrong.messages == ["expected a function x -> y, got list", "hint: use len"]
+    with pytest.raises(ExerciseError, match="expected a function x -> y, got int"):
+        opening("ex", 3, "a function x -> y", strict=True)
 
 
 def test_run_cases_reports_raised_unanswered_right_and_wrong_answers():

@@ -7,6 +7,6 @@ check with ``strict=True``: a wrong solution then raises :class:`ExerciseError`,
 
 The checks of each lesson live in ``utils.checks.lessonNN``.
 """
-from .core import ExerciseError, Feedback, call_answer, feedback, is_unanswered, run_cases
+from .core import ExerciseError, Feedback, call_answer, feedback, is_unanswered, opening, run_cases
 
-__all__ = ["ExerciseError", "Feedback", "call_answer", "feedback", "is_unanswered", "run_cases"]
+__all__ = ["ExerciseError", "Feedback", "call_answer", "feedback", "is_unanswered", "opening", "run_cases"]

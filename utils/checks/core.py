@@ -53,6 +53,24 @@ def feedback(exercise: str, problems: list[str], praise: str, strict: bool = Fal
     return result
 
 
+def opening(exercise: str, answer, expects: str, strict: bool = False, hint: str | None = None) -> Feedback | None:
+    """What every check of a function answer says before running it, or ``None`` when there is a function to run.
+
+    A placeholder (``None`` or ``...``) gets "not answered yet" (:func:`feedback`); anything else that cannot be
+    called gets "expected {expects}, got {its type}", with the hint. ``expects`` names the function the
+    exercise asks for, e.g. ``"a function hist -> threshold"``. Use it as::
+
+        early = opening(name, otsu, "a function hist -> threshold", strict, hint)
+        if early is not None:
+            return early
+    """
+    if is_unanswered(answer):
+        return feedback(exercise, [], "", strict, hint, answer)
+    if not callable(answer):
+        return feedback(exercise, [f"expected {expects}, got {type(answer).__name__}"], "", strict, hint)
+    return None
+
+
 def call_answer(fn, *args):
     """Run the learner's function; return ``(result, None)``, or ``(None, message)`` if it raised.
 

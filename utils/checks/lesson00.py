@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ..scenes import CLASS_NAMES, PANOPTIC_DIVISOR, make_scene
-from .core import Feedback, feedback, is_unanswered
+from .core import Feedback, feedback, is_unanswered, opening
 
 
 def check_instance_counts(answer: Mapping[str, int] | None, seed: int = 7, size: int = 128,
@@ -48,10 +48,9 @@ def check_panoptic_decoder(decode: Callable[[int], tuple[str, int]] | None, stri
     """
     name = "panoptic decoder"
     hint = f"class id = id // {PANOPTIC_DIVISOR}, instance number = id % {PANOPTIC_DIVISOR}; name it with CLASS_NAMES."
-    if is_unanswered(decode):
-        return feedback(name, [], "", strict, hint, decode)
-    if not callable(decode):
-        return feedback(name, [f"expected a function, got {type(decode).__name__}"], "", strict, hint)
+    early = opening(name, decode, "a function", strict, hint)
+    if early is not None:
+        return early
     cases = [0, 1001, 2003, 3002, 1012, 3001]
     problems = []
     for pid in cases:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..classical import between_class_variance
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 
 # --------------------------------------------------------------------------------------------- Otsu
@@ -43,11 +43,9 @@ def check_otsu_threshold(otsu: Callable[[np.ndarray], int] | None, strict: bool 
     name = "Otsu's threshold from a histogram"
     hint = ("for every t, w0 = fraction of pixels at levels <= t, m0 and m1 = mean level of each class; "
             "return the t with the largest w0 * w1 * (m0 - m1)**2 (np.cumsum gives all of them at once).")
-    if is_unanswered(otsu):
-        return feedback(name, [], "", strict, hint, otsu)
-    if not callable(otsu):
-        return feedback(name, [f"expected a function hist -> threshold, got {type(otsu).__name__}"],
-                        "", strict, hint)
+    early = opening(name, otsu, "a function hist -> threshold", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, hist):
         if isinstance(got, (np.ndarray, list, tuple)):
@@ -132,11 +130,9 @@ def check_iou_dice(iou_dice: Callable[[np.ndarray, np.ndarray], tuple[float, flo
     name = "IoU and Dice of two masks"
     hint = ("make both masks bool (mask != 0), count the intersection (p & t) and the union (p | t) with "
             "np.count_nonzero, and handle the empty case before dividing.")
-    if is_unanswered(iou_dice):
-        return feedback(name, [], "", strict, hint, iou_dice)
-    if not callable(iou_dice):
-        return feedback(name, [f"expected a function (prediction, truth) -> (iou, dice), got "
-                               f"{type(iou_dice).__name__}"], "", strict, hint)
+    early = opening(name, iou_dice, "a function (prediction, truth) -> (iou, dice)", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         pred, truth, iou, dice = case
@@ -250,11 +246,9 @@ def check_region_grower(grow: Callable[[np.ndarray, tuple[int, int], float], np.
     name = "region growing with a running mean"
     hint = ("start from the seed-rule grower of section 6; after each wave (all pixels that joined in one "
             "pass), set the reference to image[region].mean() instead of keeping the seed's value.")
-    if is_unanswered(grow):
-        return feedback(name, [], "", strict, hint, grow)
-    if not callable(grow):
-        return feedback(name, [f"expected a function (image, seed, tolerance) -> mask, got {type(grow).__name__}"],
-                        "", strict, hint)
+    early = opening(name, grow, "a function (image, seed, tolerance) -> mask", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         image, seed, tol = case

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -48,11 +48,9 @@ def check_dice_from_confusion(dice_per_class: Callable | None, strict: bool = Fa
     name = "per-class Dice from a confusion matrix"
     hint = ("TP is the diagonal (np.diag), TP + FN the row sums (cm.sum(1)), TP + FP the column sums "
             "(cm.sum(0)); use np.where(denominator > 0, ..., np.nan) for the classes that never appear.")
-    if is_unanswered(dice_per_class):
-        return feedback(name, [], "", strict, hint, dice_per_class)
-    if not callable(dice_per_class):
-        return feedback(name, [f"expected a function cm -> per-class Dice, got {type(dice_per_class).__name__}"],
-                        "", strict, hint)
+    early = opening(name, dice_per_class, "a function cm -> per-class Dice", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, cm):
         try:
@@ -128,11 +126,9 @@ def check_focal_loss(focal: Callable | None, strict: bool = False) -> Feedback:
     hint = ("log_p = logits.log_softmax(1); pick the true class with log_p.gather(1, t.unsqueeze(1)) after "
             "replacing 255 by 0 in a copy of the target, then multiply by (1 - log_pt.exp()) ** gamma, negate, "
             "and average over the pixels where target != 255.")
-    if is_unanswered(focal):
-        return feedback(name, [], "", strict, hint, focal)
-    if not callable(focal):
-        return feedback(name, [f"expected a function (logits, target, gamma) -> loss, got {type(focal).__name__}"],
-                        "", strict, hint)
+    early = opening(name, focal, "a function (logits, target, gamma) -> loss", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         logits, target, gamma = case

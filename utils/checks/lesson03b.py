@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, is_unanswered, opening, run_cases
 
 ANSWERS = ("A", "B", "not settled")
 # (label, scores of A, scores of B, the verdict): test mIoU or IoU of one model per seed
@@ -35,11 +35,9 @@ def check_seed_verdict(verdict: Callable | None, strict: bool = False) -> Feedba
     """
     name = "whether the seeds settle a comparison"
     hint = "compare the lowest score of one model with the highest of the other, both ways; and count the seeds."
-    if is_unanswered(verdict):
-        return feedback(name, [], "", strict, hint, verdict)
-    if not callable(verdict):
-        return feedback(name, [f"expected a function (a, b) -> 'A', 'B' or 'not settled', got "
-                               f"{type(verdict).__name__}"], "", strict, hint)
+    early = opening(name, verdict, "a function (a, b) -> 'A', 'B' or 'not settled'", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         a, b, want = case

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
+from .core import Feedback, call_answer, feedback, opening, run_cases
 from .modules import layers_of, run_with_reference_weights
 
 
@@ -40,11 +40,10 @@ def check_transposed_output_size(output_size: Callable | None, strict: bool = Fa
     hint = ("a transposed convolution undoes the size arithmetic of a convolution: the input pixels are "
             "spread `stride` apart, (n - 1) * stride + 1, each becomes a kernel-sized patch (+ kernel - 1), "
             "then `padding` is cropped from both sides and `output_padding` added on one side.")
-    if is_unanswered(output_size):
-        return feedback(name, [], "", strict, hint, output_size)
-    if not callable(output_size):
-        return feedback(name, [f"expected a function (n, kernel_size, stride, padding, output_padding) -> int, "
-                               f"got {type(output_size).__name__}"], "", strict, hint)
+    early = opening(name, output_size, "a function (n, kernel_size, stride, padding, output_padding) -> int",
+                    strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         n, k, s, p, op = case
@@ -108,11 +107,9 @@ def check_center_crop(center_crop: Callable | None, strict: bool = False) -> Fee
 
     name = "centre-cropping a skip connection"
     hint = "top = (H - h) // 2 and left = (W - w) // 2, then features[..., top:top + h, left:left + w]."
-    if is_unanswered(center_crop):
-        return feedback(name, [], "", strict, hint, center_crop)
-    if not callable(center_crop):
-        return feedback(name, [f"expected a function (features, (h, w)) -> tensor, got {type(center_crop).__name__}"],
-                        "", strict, hint)
+    early = opening(name, center_crop, "a function (features, (h, w)) -> tensor", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         x, h, w = case
@@ -237,11 +234,10 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
             "torch.cat([skip, upsampled], dim=1) has 2 * out_channels channels: that is what the first 3x3 "
             "convolution takes, whatever in_channels is. Each 3x3 convolution has bias=False and is followed by "
             "BatchNorm2d(out_channels) and ReLU.")
-    if is_unanswered(up_step_class):
-        return feedback(name, [], "", strict, hint, up_step_class)
-    if not callable(up_step_class):
-        return feedback(name, [f"expected a function or class MyUpStep(in_channels, out_channels) that builds an "
-                               f"nn.Module, got {type(up_step_class).__name__}"], "", strict, hint)
+    early = opening(name, up_step_class, "a function or class MyUpStep(in_channels, out_channels) that builds an nn.Module",
+                    strict, hint)
+    if early is not None:
+        return early
     if isinstance(up_step_class, nn.Module):
         return feedback(name, [f"got a module, an instance of {type(up_step_class).__name__}: pass the class "
                                "itself (MyUpStep, not MyUpStep(...)), the check builds it for several channel "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 # Ten (tp, fp, fn) triples each, one per IoU threshold 0.5, 0.55, ..., 0.95, and what the score must be.
 _CASES = [
@@ -30,11 +30,9 @@ def check_dsb_score(dsb_score: Callable | None, strict: bool = False) -> Feedbac
     """
     name = "the Data Science Bowl score of one image"
     hint = "at each threshold, compare the matched nuclei with everything that was either predicted or true."
-    if is_unanswered(dsb_score):
-        return feedback(name, [], "", strict, hint, dsb_score)
-    if not callable(dsb_score):
-        return feedback(name, [f"expected a function tp_fp_fn -> float, got {type(dsb_score).__name__}"],
-                        "", strict, hint)
+    early = opening(name, dsb_score, "a function tp_fp_fn -> float", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, triples):
         want = _reference(triples)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from functools import lru_cache
 
-from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
+from .core import Feedback, call_answer, feedback, opening, run_cases
 from .modules import layers_of, run_with_reference_weights
 
 
@@ -60,11 +60,9 @@ def check_receptive_field(receptive_field: Callable | None, strict: bool = False
     name = "receptive field of stacked dilated convolutions"
     hint = ("one pixel sees itself (1); each layer adds the span of its kernel minus one, and a dilated "
             "k x k kernel spans d * (k - 1) + 1 pixels, so it adds d * (k - 1).")
-    if is_unanswered(receptive_field):
-        return feedback(name, [], "", strict, hint, receptive_field)
-    if not callable(receptive_field):
-        return feedback(name, [f"expected a function (dilations, kernel_size=3) -> int, got "
-                               f"{type(receptive_field).__name__}"], "", strict, hint)
+    early = opening(name, receptive_field, "a function (dilations, kernel_size=3) -> int", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         dilations, k = case
@@ -115,11 +113,9 @@ def check_same_padding(padding: Callable | None, strict: bool = False) -> Feedba
     name = "padding that keeps the size of a dilated convolution"
     hint = ("a dilated k x k kernel spans d * (k - 1) + 1 pixels; to keep the size, pad half the extra "
             "span on each side: d * (k - 1) // 2.")
-    if is_unanswered(padding):
-        return feedback(name, [], "", strict, hint, padding)
-    if not callable(padding):
-        return feedback(name, [f"expected a function (kernel_size, dilation) -> int, got {type(padding).__name__}"],
-                        "", strict, hint)
+    early = opening(name, padding, "a function (kernel_size, dilation) -> int", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         k, d = case
@@ -263,11 +259,9 @@ def check_aspp_branch(aspp_branch: Callable | None, strict: bool = False) -> Fee
     name = "one ASPP branch"
     hint = ("a 3x3 kernel with dilation d spans 2 d + 1 pixels, so padding d on each side keeps the map's size; "
             "the convolution has no bias (BatchNorm follows it), and ReLU comes after BatchNorm.")
-    if is_unanswered(aspp_branch):
-        return feedback(name, [], "", strict, hint, aspp_branch)
-    if not callable(aspp_branch):
-        return feedback(name, [f"expected a function (in_channels, out_channels, rate) -> nn.Module, got "
-                               f"{type(aspp_branch).__name__}"], "", strict, hint)
+    early = opening(name, aspp_branch, "a function (in_channels, out_channels, rate) -> nn.Module", strict, hint)
+    if early is not None:
+        return early
     if isinstance(aspp_branch, nn.Module):
         return feedback(name, ["got a module: pass the function that builds one, aspp_branch, not aspp_branch(...); "
                                "the check builds it for several rates"], "", strict, hint)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 # (label, n_scenes, batch_size, epochs, steps) with DataLoader(..., shuffle=True, drop_last=True)
 _CASES = [
@@ -23,11 +23,9 @@ def check_training_steps(training_steps: Callable | None, strict: bool = False) 
     """
     name = "the optimiser steps of a training"
     hint = "how many full batches does one epoch hold when the incomplete last one is dropped?"
-    if is_unanswered(training_steps):
-        return feedback(name, [], "", strict, hint, training_steps)
-    if not callable(training_steps):
-        return feedback(name, [f"expected a function (n_scenes, batch_size, epochs) -> int, got "
-                               f"{type(training_steps).__name__}"], "", strict, hint)
+    early = opening(name, training_steps, "a function (n_scenes, batch_size, epochs) -> int", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         n, batch, epochs, want = case

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 
 # ------------------------------------------------------------------------------ bilinear sampling
@@ -63,11 +63,9 @@ def check_bilinear_sample(bilinear_sample: Callable | None, strict: bool = False
     name = "bilinear sampling as RoIAlign does it"
     hint = ("take the four neighbours y0 = floor(y), x0 = floor(x), y0 + 1, x0 + 1; with ly = y - y0 and "
             "lx = x - x0 the weights are (1 - ly)(1 - lx), (1 - ly) lx, ly (1 - lx) and ly lx.")
-    if is_unanswered(bilinear_sample):
-        return feedback(name, [], "", strict, hint, bilinear_sample)
-    if not callable(bilinear_sample):
-        return feedback(name, [f"expected a function (feature, y, x) -> float, got {type(bilinear_sample).__name__}"],
-                        "", strict, hint)
+    early = opening(name, bilinear_sample, "a function (feature, y, x) -> float", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, point):
         y, x = point
@@ -137,11 +135,9 @@ def check_greedy_match(match: Callable | None, strict: bool = False) -> Feedback
     name = "greedy IoU matching of predicted and true instances"
     hint = ("keep a set of true instances already taken; for each row i in order, look at the columns not "
             "taken yet, pick the one with the largest IoU, and match it if IoU >= iou_threshold.")
-    if is_unanswered(match):
-        return feedback(name, [], "", strict, hint, match)
-    if not callable(match):
-        return feedback(name, [f"expected a function (iou, iou_threshold) -> list of pairs, got "
-                               f"{type(match).__name__}"], "", strict, hint)
+    early = opening(name, match, "a function (iou, iou_threshold) -> list of pairs", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         iou, threshold = case

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 
 def _cases():
@@ -38,11 +38,9 @@ def check_hflip_with_boxes(hflip: Callable | None, strict: bool = False) -> Feed
     """
     name = "a joint flip of image, mask and boxes"
     hint = "flip the columns of image and mask; a box's new left edge is W minus its old right edge."
-    if is_unanswered(hflip):
-        return feedback(name, [], "", strict, hint, hflip)
-    if not callable(hflip):
-        return feedback(name, [f"expected a function (image, mask, boxes) -> (image, mask, boxes), got "
-                               f"{type(hflip).__name__}"], "", strict, hint)
+    early = opening(name, hflip, "a function (image, mask, boxes) -> (image, mask, boxes)", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         image, mask, boxes = case

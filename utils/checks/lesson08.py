@@ -6,7 +6,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 _FREQUENCIES = [
     ("three classes, one rare", [0.8, 0.15, 0.05]),
@@ -31,11 +31,9 @@ def check_median_frequency_weights(weights: Callable | None, strict: bool = Fals
     """
     name = "median-frequency class weights"
     hint = "w_c = median of the frequencies of the classes present / f_c; a class with f_c = 0 gets 0."
-    if is_unanswered(weights):
-        return feedback(name, [], "", strict, hint, weights)
-    if not callable(weights):
-        return feedback(name, [f"expected a function frequencies -> weights, got {type(weights).__name__}"],
-                        "", strict, hint)
+    early = opening(name, weights, "a function frequencies -> weights", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, f):
         want = _median_weights(f)
@@ -85,11 +83,9 @@ def check_mean_field_update(update: Callable | None, strict: bool = False) -> Fe
     name = "one mean-field update"
     hint = ("with Potts costs a label pays the messages of every other label: sum over all labels minus its own; "
             "then a softmax over the class dimension of minus (unary + that).")
-    if is_unanswered(update):
-        return feedback(name, [], "", strict, hint, update)
-    if not callable(update):
-        return feedback(name, [f"expected a function (unary, messages) -> q, got {type(update).__name__}"],
-                        "", strict, hint)
+    early = opening(name, update, "a function (unary, messages) -> q", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         unary, messages = case

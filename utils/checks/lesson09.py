@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 # ---------------------------------------------------------------------------------------------------------------
 # Exercise 09.1: the positional encoding of point prompts
@@ -84,11 +84,9 @@ def check_point_encoding(encode: Callable | None, strict: bool = False) -> Feedb
     name = "the positional encoding of points"
     hint = ("(points + 0.5) / (W, H) puts a pixel's centre in [0, 1]; 2c - 1 maps it to [-1, 1]; then "
             "c @ gaussian, times 2 pi, and torch.cat([sin, cos], dim=-1).")
-    if is_unanswered(encode):
-        return feedback(name, [], "", strict, hint, encode)
-    if not callable(encode):
-        return feedback(name, [f"expected a function (points_xy, image_size, gaussian) -> features, got "
-                               f"{type(encode).__name__}"], "", strict, hint)
+    early = opening(name, encode, "a function (points_xy, image_size, gaussian) -> features", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         points, size, gaussian = case
@@ -179,11 +177,9 @@ def check_corrective_click(click: Callable | None, strict: bool = False) -> Feed
     hint = ("error = pred ^ truth; scipy.ndimage.distance_transform_edt of np.pad(error, 1), cropped back, gives each "
             "error pixel its distance to the boundary; take the argmax (np.unravel_index gives row y, column x) and "
             "read the label from truth.")
-    if is_unanswered(click):
-        return feedback(name, [], "", strict, hint, click)
-    if not callable(click):
-        return feedback(name, [f"expected a function (pred, truth) -> ((x, y), label), got {type(click).__name__}"],
-                        "", strict, hint)
+    early = opening(name, click, "a function (pred, truth) -> ((x, y), label)", strict, hint)
+    if early is not None:
+        return early
 
     def answer(pred, truth):
         perfect = np.array_equal(pred, truth)
@@ -296,11 +292,9 @@ def check_stability_score(score: Callable | None, strict: bool = False) -> Feedb
     name = "the stability score"
     hint = ("area of (logits > threshold + offset) divided by area of (logits > threshold - offset): the high mask "
             "lies inside the low one, so that ratio is their IoU.")
-    if is_unanswered(score):
-        return feedback(name, [], "", strict, hint, score)
-    if not callable(score):
-        return feedback(name, [f"expected a function (logits, threshold, offset) -> score, got "
-                               f"{type(score).__name__}"], "", strict, hint)
+    early = opening(name, score, "a function (logits, threshold, offset) -> score", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         logits, t, o = case

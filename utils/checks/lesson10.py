@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 # ----------------------------------------------------------------------------------------------------------------
 # exercise 1: keys/values and query-key pairs of efficient self-attention
@@ -54,11 +54,9 @@ def check_attention_cost(cost: Callable | None, strict: bool = False) -> Feedbac
     name = "keys/values and query-key pairs of efficient self-attention"
     hint = ("each side shrinks by sr_ratio (a window that does not fit is dropped): M = (height // sr) * "
             "(width // sr); every one of the N = height * width tokens is a query, so the pairs are N * M.")
-    if is_unanswered(cost):
-        return feedback(name, [], "", strict, hint, cost)
-    if not callable(cost):
-        return feedback(name, [(f"expected a function (height, width, sr_ratio) -> (kv_tokens, pairs), got "
-                                f"{type(cost).__name__}")], "", strict, hint)
+    early = opening(name, cost, "a function (height, width, sr_ratio) -> (kv_tokens, pairs)", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         height, width, sr = case
@@ -131,11 +129,9 @@ def check_patch_grid(grid: Callable | None, strict: bool = False) -> Feedback:
     name = "the token grid of an overlapping patch embedding"
     hint = ("slide the kernel over the padded input, n + 2 * padding pixels wide: it fits at "
             "floor((n + 2 * padding - kernel) / stride) + 1 positions.")
-    if is_unanswered(grid):
-        return feedback(name, [], "", strict, hint, grid)
-    if not callable(grid):
-        return feedback(name, [(f"expected a function (n, kernel, stride, padding) -> side, got "
-                                f"{type(grid).__name__}")], "", strict, hint)
+    early = opening(name, grid, "a function (n, kernel, stride, padding) -> side", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         n, k, s, p = case
@@ -235,11 +231,9 @@ def check_hungarian_match(match: Callable | None, strict: bool = False) -> Feedb
     name = "Hungarian matching of three predicted and three true masks"
     hint = ("an assignment is a permutation of the true masks; with 3 x 3 there are only 3! = 6 of them: add up "
             "cost[i, assignment[i]] for each and keep the cheapest (itertools.permutations).")
-    if is_unanswered(match):
-        return feedback(name, [], "", strict, hint, match)
-    if not callable(match):
-        return feedback(name, [f"expected a function cost -> assignment, got {type(match).__name__}"],
-                        "", strict, hint)
+    early = opening(name, match, "a function cost -> assignment", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, cost):
         n = len(cost)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, opening, run_cases
 
 __all__ = ["check_pair_cost", "check_semantic_inference"]
 
@@ -114,11 +114,10 @@ def check_pair_cost(pair_cost: Callable | None, strict: bool = False) -> Feedbac
     hint = ("three terms, weighted 2, 5 and 5: minus the query's probability of the segment's class; the mean binary "
             "cross-entropy of the mask logits against the mask; and 1 - (2 sum(s m) + 1) / (sum(s) + sum(m) + 1) "
             "with s = sigmoid(logits).")
-    if is_unanswered(pair_cost):
-        return feedback(name, [], "", strict, hint, pair_cost)
-    if not callable(pair_cost):
-        return feedback(name, [(f"expected a function (class_probs, mask_logits, true_class, true_mask) -> cost, "
-                                f"got {type(pair_cost).__name__}")], "", strict, hint)
+    early = opening(name, pair_cost, "a function (class_probs, mask_logits, true_class, true_mask) -> cost",
+                    strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         value = got
@@ -241,11 +240,9 @@ def check_semantic_inference(semantic_map: Callable | None, strict: bool = False
     name = "semantic inference from (class, mask) pairs"
     hint = ("drop the 'no object' column, then scores[c, y, x] = sum over q of class_probs[q, c] * mask_probs[q, y, x] "
             "(one np.einsum('qc,qhw->chw', ...)) and take the argmax over c.")
-    if is_unanswered(semantic_map):
-        return feedback(name, [], "", strict, hint, semantic_map)
-    if not callable(semantic_map):
-        return feedback(name, [f"expected a function (class_probs, mask_probs) -> class map, got "
-                               f"{type(semantic_map).__name__}"], "", strict, hint)
+    early = opening(name, semantic_map, "a function (class_probs, mask_probs) -> class map", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         probs, masks = case

@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..panoptic import panoptic_quality
-from .core import Feedback, feedback, is_unanswered, run_cases
+from .core import Feedback, feedback, is_unanswered, opening, run_cases
 
 __all__ = ["check_panoptic_quality", "check_pq_by_hand"]
 
@@ -186,11 +186,10 @@ def check_panoptic_quality(pq_fn: Callable | None, strict: bool = False) -> Feed
             "count TP, FP (unmatched predicted segments) and FN (unmatched true segments), SQ = IoU sum / TP (0 "
             "without a match), RQ = TP / (TP + FP/2 + FN/2), PQ = SQ x RQ; average each over the classes with "
             "TP + FP + FN > 0.")
-    if is_unanswered(pq_fn):
-        return feedback(name, [], "", strict, hint, pq_fn)
-    if not callable(pq_fn):
-        return feedback(name, [f"expected a function (true_panoptic, pred_panoptic, things, stuffs) -> (pq, sq, rq), "
-                               f"got {type(pq_fn).__name__}"], "", strict, hint)
+    early = opening(name, pq_fn, "a function (true_panoptic, pred_panoptic, things, stuffs) -> (pq, sq, rq)",
+                    strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         true, pred = case

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import Feedback, call_answer, feedback, is_unanswered, run_cases
+from .core import Feedback, call_answer, feedback, opening, run_cases
 
 __all__ = ["check_grouped_split", "check_polygon_to_mask"]
 
@@ -144,11 +144,9 @@ def check_polygon_to_mask(polygon_fn: Callable | None, strict: bool = False) -> 
     hint = ("build the pixel centres, x = column + 0.5 and y = row + 0.5 (np.mgrid or np.meshgrid), and test each for "
             "being inside the polygon: matplotlib.path.Path(points_xy).contains_points(centres), or an even-odd "
             "ray-crossing test of your own; reshape the result to (height, width).")
-    if is_unanswered(polygon_fn):
-        return feedback(name, [], "", strict, hint, polygon_fn)
-    if not callable(polygon_fn):
-        return feedback(name, [f"expected a function (points_xy, height, width) -> mask, got "
-                               f"{type(polygon_fn).__name__}"], "", strict, hint)
+    early = opening(name, polygon_fn, "a function (points_xy, height, width) -> mask", strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         case_name, points, height, width = case
@@ -309,11 +307,10 @@ def check_grouped_split(split_fn: Callable | None, strict: bool = False) -> Feed
     hint = ("count the images of each group (collections.Counter(groups)), shuffle the distinct groups with "
             "np.random.default_rng(seed), and move each whole group to test if its images still fit under "
             "test_fraction * len(ids); then put each id in the split of its group.")
-    if is_unanswered(split_fn):
-        return feedback(name, [], "", strict, hint, split_fn)
-    if not callable(split_fn):
-        return feedback(name, [f"expected a function (ids, groups, test_fraction, seed) -> (train_ids, test_ids), got "
-                               f"{type(split_fn).__name__}"], "", strict, hint)
+    early = opening(name, split_fn, "a function (ids, groups, test_fraction, seed) -> (train_ids, test_ids)",
+                    strict, hint)
+    if early is not None:
+        return early
 
     def judge(label, got, case):
         ids, groups, fraction, seed, repeat = case
