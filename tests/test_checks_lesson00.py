@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 
 from utils.checks import ExerciseError, Feedback
-from utils.checks.lesson00 import check_instance_counts, check_panoptic_decoder, check_semantic_from_instances
+from utils.checks.lesson00 import (
+    check_instance_counts,
+    check_panoptic_decoder,
+    check_semantic_from_instances,
+)
 from utils.scenes import make_scene
 
 S7 = make_scene(7, 128)

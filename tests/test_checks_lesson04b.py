@@ -1,8 +1,8 @@
 """The check of lesson 04b's exercise: the Data Science Bowl score of one image."""
 import numpy as np
 import pytest
+from check_helpers import assert_explained
 
-from utils.checks import ExerciseError
 from utils.checks.lesson04b import _CASES, _reference, check_dsb_score
 from utils.instance_metrics import dsb_average_precision
 
@@ -35,10 +35,7 @@ def test_right_answer_passes_strictly():
     (lambda t: "0.5", "expected"),
 ])
 def test_wrong_answers_are_explained(wrong, says):
-    fb = check_dsb_score(wrong)
-    assert not fb.passed and says in str(fb)
-    with pytest.raises(ExerciseError):
-        check_dsb_score(wrong, strict=True)
+    assert_explained(check_dsb_score, wrong, says)
 
 
 def test_unanswered_hint_does_not_give_the_formula():
