@@ -15,7 +15,9 @@ this is how:
   (torchvision's detection code does much of its work in Python). Both were read off the GPU rehearsal:
   0.008 s per scene step, and 0.20 s per Penn-Fudan step of which the GPU's arithmetic is a small part.
   A promptable step (lesson 09) runs three decoder calls and samples its corrective clicks on the CPU:
-  40 ms is assumed for it, four segmentation steps; it has not been rehearsed on a GPU yet.
+  40 ms is assumed for it, four segmentation steps; it has not been rehearsed on a GPU yet. A Mask2Former
+  step (lesson 10b) computes its loss after each of four decoder outputs, with a Hungarian matching per image
+  and output on the CPU (32 per step) and point sampling: 80 ms is assumed, also not rehearsed.
 * **Loading.** Where photos are decoded from disk every epoch (Oxford-IIIT Pet), the loader's time is the
   measured cost of reading, decoding and resizing one photo on one CPU core (``PET_DECODE_S``, timed on a
   500x375 JPEG and its trimap) times the images, divided by the DataLoader workers a 2-core Colab gets
@@ -47,13 +49,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 T4_FLOPS = 8e12
-STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.150, "promptable": 0.040}
+STEP_OVERHEAD_S = {"segmentation": 0.010, "detection": 0.150, "promptable": 0.040, "set_prediction": 0.080}
 DOWNLOAD_MB_S = 25.0
 PET_DECODE_S = 0.0042          # measured: one 500x375 JPEG + trimap, decoded and resized to 160 px, one core
 NUCLEI_CROP_S = 0.00027        # measured: one 128-px crop of utils.nuclei.NucleiSegmentation (boundary classes)
 NUCLEI_INSTANCE_CROP_S = 0.00046   # measured: one 128-px crop of NucleiInstances with its targets
 PENN_FUDAN_READ_S = 0.0058     # measured: one Penn-Fudan-sized PNG and its instance mask, read and converted
 PANOPTIC_SCENE_S = 0.0015      # measured: one utils.scenes.make_panoptic_scene at 96 px
+SCENE_S = 0.0012               # measured: one utils.scenes.make_scene at 96 px and its Mask2Former targets
 PANOPTIC_TARGETS_S = 0.00043   # measured: panoptic_batch's targets of one 96-px scene, flipped at random
 GROUP_PANOPTIC_S = 0.0009      # measured: group_panoptic on one 96-px output (about 0.5-0.9 ms; the upper figure)
 CLICK_EVAL_TILE_S = 0.074      # measured: 5-click evaluation of one 128-px nuclei tile, model on the CPU (upper bound)
@@ -137,6 +140,12 @@ WORKLOADS = {
                        size=128, steps=30 * 750, eval_images=30 * 300 + 500),
                   dict(what="U-Net (width 16, depth 3), the same scenes, 10 epochs", model="unet16d3", batch=16,
                        size=128, steps=10 * 750, eval_images=10 * 300 + 500)],
+    },
+    "10b_mask2former.ipynb": {
+        "downloads": [],
+        "train": [dict(what="small Mask2Former (ResNet widths 32-128, 16 queries) on new scenes of 96 px, 6,000 steps "
+                            "of 8; 200 test scenes", model="mask2former_small", batch=8, size=96, steps=6000,
+                       eval_images=200, load_s=8 * SCENE_S)],
     },
     "11_panoptic_segmentation.ipynb": {
         "downloads": [],
@@ -271,6 +280,8 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
                 _detection_step_flops(m, [torch.rand(3, size, size)], train=False))
     if model_name == "promptable":
         return _promptable_flops(batch, size)
+    if model_name == "mask2former_small":
+        return _mask2former_flops(batch, size)
     if model_name == "sam_vit_b":
         from utils.models.promptable import build_sam_vit_b
 
@@ -330,6 +341,25 @@ def _promptable_flops(batch, size):
     return step, counter.get_total_flops()
 
 
+def _mask2former_flops(batch, size):
+    """One training step of lesson 10b's Mask2Former (its loss with the matching) and its forward pass on one scene."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from utils.models.mask2former import build_mask2former, scene_targets
+    from utils.scenes import make_scenes
+
+    m = build_mask2former(3, size)
+    data = scene_targets(make_scenes(batch, size, "train"))
+    with FlopCounterMode(display=False) as counter:
+        m(**data).loss.backward()
+    step = counter.get_total_flops()
+    m.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        m(pixel_values=data["pixel_values"][:1])
+    return step, counter.get_total_flops()
+
+
 def estimate() -> dict:
     import torch
 
@@ -344,7 +374,8 @@ def estimate() -> dict:
         for w in spec["train"]:
             step_flops, eval_flops = flops(w["model"], w["batch"], w["size"])
             kind = ("detection" if w["model"].startswith("maskrcnn")
-                    else "promptable" if w["model"] == "promptable" else "segmentation")
+                    else "promptable" if w["model"] == "promptable"
+                    else "set_prediction" if w["model"].startswith("mask2former") else "segmentation")
             compute_s = (w["steps"] * step_flops + w["eval_images"] * eval_flops) / T4_FLOPS \
                 + w["steps"] * (STEP_OVERHEAD_S[kind] + w.get("load_s", 0.0))
             loader_s = w.get("decode_images", 0) * PET_DECODE_S / COLAB_WORKERS
