@@ -129,10 +129,12 @@ WORKLOADS = {
     "09_segment_anything.ipynb": {
         "downloads": ["sam_vit_b"],
         "train": [dict(what="small SAM-style model, 6,000 steps of 8 images with 2 click rounds; 5-click evaluation "
-                            "of 200 scenes and about 250 nuclei tiles", model="promptable", batch=8, size=128,
-                       steps=6000, eval_images=450, load_s=8 * NUCLEI_CROP_S),
+                            "of 200 scenes and 903 nuclei tiles of 64 px (enlarged to 128 px)", model="promptable",
+                       batch=8, size=128, steps=6000, eval_images=200 + 903, load_s=8 * NUCLEI_CROP_S),
                   dict(what="SAM ViT-B: two 1024-px embeddings (random and real weights), automatic masks on one "
                             "photo", model="sam_vit_b", batch=1, size=1024, steps=0, eval_images=3)],
+        "cpu": [dict(what="corrective clicks of the 5-click evaluation, 200 scenes and 903 tiles (at the cost of a "
+                          "128-px nuclei tile, an upper bound)", seconds=(200 + 903) * CLICK_EVAL_TILE_S)],
     },
     "10_segformer.ipynb": {
         "downloads": [],
