@@ -234,8 +234,8 @@ def check_up_step(up_step_class: Callable | None, strict: bool = False) -> Feedb
             "torch.cat([skip, upsampled], dim=1) has 2 * out_channels channels: that is what the first 3x3 "
             "convolution takes, whatever in_channels is. Each 3x3 convolution has bias=False and is followed by "
             "BatchNorm2d(out_channels) and ReLU.")
-    early = opening(name, up_step_class, "a function or class MyUpStep(in_channels, out_channels) that builds an nn.Module",
-                    strict, hint)
+    early = opening(name, up_step_class,
+                    "a function or class MyUpStep(in_channels, out_channels) that builds an nn.Module", strict, hint)
     if early is not None:
         return early
     if isinstance(up_step_class, nn.Module):
