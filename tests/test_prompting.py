@@ -8,7 +8,7 @@ import torch
 
 from utils.models.promptable import BatchedMaskDecoder, build_promptable_sam, sam_parts_summary
 from utils.prompting import (PromptCrops, click_evaluation, collate_prompt_crops, corrective_click, fixed_tiles,
-                             interior_point, mask_iou, promptable_loss, sample_corrective_clicks, sample_points,
+                             enlarge, interior_point, mask_iou, promptable_loss, sample_corrective_clicks, sample_points,
                              scene_labels, train_promptable)
 from utils.scenes import make_scene
 
@@ -229,3 +229,25 @@ def test_importing_utils_models_does_not_import_segment_anything():
     code = "import sys, utils.models, utils.prompting; print('segment_anything' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_enlarge_matches_the_predictors_resize_and_keeps_every_label_whole():
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    labels = np.zeros((20, 30), np.int64)
+    labels[2:6, 3:9], labels[10:18, 20:29] = 1, 7
+    (big,), (big_labels,) = enlarge([image], [labels], 2)
+    assert big.shape == (40, 60, 3) and big_labels.shape == (40, 60)
+    assert np.array_equal(big, ResizeLongestSide(60).apply_image(image))      # what SamPredictor does to the image
+    assert set(np.unique(big_labels)) == {0, 1, 7}
+    assert (big_labels == 1).sum() == 4 * (labels == 1).sum() and (big_labels == 7).sum() == 4 * (labels == 7).sum()
+    same = enlarge([image], [labels], 1)
+    assert same[0][0] is image and same[1][0] is labels
+    with pytest.raises(ValueError, match="`zoom`"):
+        enlarge([image], [labels], 0)
+    with pytest.raises(ValueError, match="one length"):
+        enlarge([image], [], 2)
+    with pytest.raises(ValueError, match=r"`images\[0\]`"):
+        enlarge([image[..., 0]], [labels], 2)

@@ -25,7 +25,7 @@ from .validation import check_int
 
 __all__ = ["scene_labels", "interior_point", "corrective_click", "sample_points", "sample_corrective_clicks",
            "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable", "fixed_tiles",
-           "click_evaluation", "mask_iou"]
+           "click_evaluation", "mask_iou", "enlarge"]
 
 
 def scene_labels(scene) -> np.ndarray:
@@ -105,6 +105,37 @@ def sample_corrective_clicks(pred: torch.Tensor, truth: torch.Tensor, generator=
     labels = truth.flatten(1).gather(1, index[:, None]).squeeze(1).long()
     labels = torch.where(has_error, labels, torch.full_like(labels, -1))
     return points, labels
+
+
+def enlarge(images, labels, zoom: int = 2):
+    """Images and their label maps enlarged ``zoom`` times, as ``SamPredictor`` enlarges a small image.
+
+    SAM resizes every image so that its longest side is the model's input size (1,024 pixels; 128 for the
+    course's small model), so objects far smaller than the decoder's token grid can be enlarged before the
+    model sees them. Training on images enlarged the same way (the image with the predictor's own
+    ``ResizeLongestSide``, the labels by nearest neighbour so that every id stays whole) teaches the model
+    the objects at the size it will see them. Returns ``(images, labels)`` as lists.
+    """
+    import cv2
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    zoom = check_int("zoom", zoom, 1)
+    if len(images) != len(labels):
+        raise ValueError(f"`images` and `labels` must have one length, got {len(images)} and {len(labels)}")
+    out_images, out_labels = [], []
+    for i, (image, lab) in enumerate(zip(images, labels)):
+        image, lab = np.asarray(image), np.asarray(lab)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.shape[:2] != lab.shape:
+            raise ValueError(f"`images[{i}]` must be (H, W, 3) uint8 matching `labels[{i}]` {lab.shape}, "
+                             f"got {image.shape} {image.dtype}")
+        if zoom == 1:
+            out_images.append(image)
+            out_labels.append(lab)
+            continue
+        big = ResizeLongestSide(zoom * max(image.shape[:2])).apply_image(image)
+        out_images.append(big)
+        out_labels.append(cv2.resize(lab.astype(np.int32), big.shape[1::-1], interpolation=cv2.INTER_NEAREST))
+    return out_images, out_labels
 
 
 class PromptCrops(torch.utils.data.Dataset):
