@@ -13,6 +13,8 @@ from utils.models.mask2former import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SMALL_CONFIG,
+    ConvBackbone,
+    _loss_terms,
     build_mask2former,
     evaluate_mask2former,
     hungarian_match,
@@ -22,6 +24,7 @@ from utils.models.mask2former import (
     panoptic_from_logits,
     predict_mask2former,
     scene_targets,
+    semantic_auxiliary_loss,
     semantic_from_logits,
     to_pixel_values,
     train_mask2former,
@@ -29,7 +32,8 @@ from utils.models.mask2former import (
 from utils.scenes import PANOPTIC_DIVISOR, make_scenes
 
 SIZE = 32
-TINY = {"num_queries": 6, "encoder_layers": 1, "decoder_layers": 3, "backbone_widths": (16, 16, 32, 32)}
+TINY = {"num_queries": 6, "encoder_layers": 1, "decoder_layers": 3, "stem_widths": (8, 16),
+        "backbone_widths": (16, 16, 32, 32)}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,11 @@ def test_build_small_model_and_its_outputs(model, scenes):
     cfg = model.config
     assert cfg.num_labels == 3 and cfg.id2label == {0: "disc", 1: "square", 2: "triangle"}
     assert cfg.num_queries == 6 and cfg.train_num_points == SIZE * SIZE // 4
-    assert cfg.backbone_config.model_type == "resnet"
+    assert isinstance(model.model.pixel_level_module.encoder, ConvBackbone)
+    assert cfg.semantic_weight == SMALL_CONFIG["semantic_weight"] > 0
+    # one head per pixel-decoder output (three at feature_size, the per-pixel embeddings at mask_feature_size),
+    # to the 3 classes and "unclaimed"
+    assert [(h.in_channels, h.out_channels) for h in model.semantic_heads] == [(64, 4)] * 3 + [(64, 4)]
     assert model.criterion.matcher.num_points == cfg.train_num_points
     model.eval()
     with torch.no_grad():
@@ -88,19 +96,89 @@ def test_build_small_model_and_its_outputs(model, scenes):
     assert out.masks_queries_logits.shape == (2, 6, SIZE // 4, SIZE // 4)
     m4 = build_mask2former(4, 64)
     assert m4.config.num_labels == 4 and m4.config.id2label[0] == "background"
+    assert m4.semantic_heads[0].out_channels == 5
     assert m4.config.num_queries == SMALL_CONFIG["num_queries"] and m4.config.train_num_points == 64 * 64 // 4
 
 
 def test_loss_is_finite_and_backward_reaches_every_part(model, scenes):
     model.train()
-    out = model(**scene_targets(scenes))
+    batch = scene_targets(scenes)
+    out = model(**batch)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss) and out.loss > 0
-    out.loss.backward()
+    loss, terms = _loss_terms(model, batch)                    # Mask2Former's loss plus the semantic term
+    assert terms["loss_semantic"] > 0 and torch.isfinite(loss)
+    loss.backward()
     parts = {"class_predictor": model.class_predictor.weight,
-             "backbone": model.model.pixel_level_module.encoder.embedder.embedder.convolution.weight,
-             "queries": model.model.transformer_module.queries_features.weight}
+             "backbone": model.model.pixel_level_module.encoder.stem[0].weight,
+             "queries": model.model.transformer_module.queries_features.weight,
+             **{f"semantic head {k}": h.weight for k, h in enumerate(model.semantic_heads)}}
     for name, p in parts.items():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_conv_backbone_gives_four_maps_at_strides_4_to_32():
+    torch.manual_seed(0)
+    backbone = ConvBackbone((8, 12), (16, 24, 32, 40), (1, 2, 0, 1))
+    maps = backbone(torch.randn(2, 3, 64, 96)).feature_maps
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 24), (2, 24, 8, 12), (2, 32, 4, 6), (2, 40, 2, 3)]
+    assert backbone.channels == [16, 24, 32, 40]
+    # stride 1 then 2 before the stages: two 3x3 layers at each (conv, norm, ReLU), the stride-2 one first at half
+    convs = [m for m in backbone.stem if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(1, 1), (1, 1), (2, 2), (1, 1)]
+    # stage i: a stride-2 layer and depths[i] more
+    assert [sum(isinstance(m, torch.nn.Conv2d) for m in st) for st in backbone.stages] == [2, 3, 1, 2]
+    with pytest.raises(ValueError, match="`stem_widths`"):
+        ConvBackbone((8,), (16, 24, 32, 40))
+    with pytest.raises(ValueError, match="`backbone_widths`"):
+        ConvBackbone((8, 8), (16, 24, 32))
+    with pytest.raises(ValueError, match="`backbone_depths`"):
+        ConvBackbone((8, 8), (16, 24, 32, 40), (1, 1, 1, -1))
+
+
+def test_transformers_backbones_and_no_semantic_heads_remain_available(scenes):
+    torch.manual_seed(0)
+    model = build_mask2former(3, SIZE, **{**TINY, "backbone": "resnet", "semantic_weight": 0})
+    assert type(model.model.pixel_level_module.encoder).__name__ == "ResNetBackbone"
+    assert not hasattr(model, "semantic_heads") and model.config.semantic_weight == 0
+    loss, terms = _loss_terms(model.train(), scene_targets(scenes))
+    assert "loss_semantic" not in terms
+    assert float(loss.detach()) == pytest.approx(terms["loss_cross_entropy"] + terms["loss_mask"] + terms["loss_dice"],
+                                        rel=1e-4)
+
+
+def test_semantic_loss_is_the_pixel_cross_entropy_of_the_scenes_semantic_map(model, scenes):
+    """Written independently of semantic_targets: the scenes' own semantic maps, background -> "unclaimed"."""
+    model.eval()
+    batch = scene_targets(scenes)
+    with torch.no_grad():
+        out = model(pixel_values=batch["pixel_values"], output_hidden_states=True)
+        ours = semantic_auxiliary_loss(model, out, batch)
+    semantic = torch.from_numpy(np.stack([s.semantic for s in scenes]).astype(np.int64))
+    target = torch.where(semantic == 0, 3, semantic - 1)                 # disc, square, triangle -> 0..2; none -> 3
+    features = [*out.pixel_decoder_hidden_states, out.pixel_decoder_last_hidden_state]
+    assert [f.shape[-1] for f in features] == [SIZE // 32, SIZE // 16, SIZE // 8, SIZE // 4]
+    expected = 0.0
+    for head, f in zip(model.semantic_heads, features):
+        logits = F.interpolate(head(f), size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        expected += -torch.log_softmax(logits, 1).gather(1, target[:, None]).mean()
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+    # with the background as a class (4 labels), every pixel is claimed: the targets are the semantic map itself
+    torch.manual_seed(0)
+    m4 = build_mask2former(4, SIZE, **TINY).eval()
+    batch4 = scene_targets(scenes, include_background=True)
+    with torch.no_grad():
+        out4 = m4(pixel_values=batch4["pixel_values"], output_hidden_states=True)
+        loss4 = semantic_auxiliary_loss(m4, out4, batch4)
+        f4 = [*out4.pixel_decoder_hidden_states, out4.pixel_decoder_last_hidden_state]
+        expected4 = sum(F.cross_entropy(F.interpolate(h(f), size=(SIZE, SIZE), mode="bilinear",
+                                                      align_corners=False), semantic)
+                        for h, f in zip(m4.semantic_heads, f4))
+    torch.testing.assert_close(loss4, expected4, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="output_hidden_states"):
+        semantic_auxiliary_loss(model, model(pixel_values=batch["pixel_values"]), batch)
+    plain = build_mask2former(3, SIZE, **{**TINY, "semantic_weight": 0})
+    with pytest.raises(ValueError, match="semantic_heads"):
+        semantic_auxiliary_loss(plain, out, batch)
 
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss(model, scenes):
@@ -116,9 +194,10 @@ def test_training_on_scenes_returns_terms(model, scenes):
     rows = train_mask2former(model, scenes, 2, device="cpu", batch_size=2, seed=1, progress=False, return_terms=True)
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
-        assert {"loss", "loss_cross_entropy", "loss_mask", "loss_dice", "lr", "seconds"} <= set(r)
-        # the three weighted terms, summed over the decoder layers, make up the whole loss
-        assert r["loss"] == pytest.approx(r["loss_cross_entropy"] + r["loss_mask"] + r["loss_dice"], rel=1e-4)
+        assert {"loss", "loss_cross_entropy", "loss_mask", "loss_dice", "loss_semantic", "lr", "seconds"} <= set(r)
+        # the three weighted terms, summed over the decoder layers, and the weighted semantic term make up the loss
+        assert r["loss"] == pytest.approx(r["loss_cross_entropy"] + r["loss_mask"] + r["loss_dice"]
+                                          + r["loss_semantic"], rel=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -370,6 +449,12 @@ def test_errors_name_the_argument(model, scenes):
         build_mask2former(3, 16)
     with pytest.raises(ValueError, match="unknown configuration keys"):
         build_mask2former(3, 32, queries=5)
+    with pytest.raises(ValueError, match="`semantic_weight`"):
+        build_mask2former(3, SIZE, semantic_weight=-1.0)
+    with pytest.raises(ValueError, match="`stem_widths`"):
+        build_mask2former(3, SIZE, stem_widths=(16, 0))
+    with pytest.raises(ValueError, match="`backbone`"):
+        build_mask2former(3, SIZE, backbone="vit")
     with pytest.raises(ValueError, match="`feature_size`"):
         build_mask2former(3, 32, feature_size=48)
     with pytest.raises(ValueError, match="`steps`"):

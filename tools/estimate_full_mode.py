@@ -145,8 +145,9 @@ WORKLOADS = {
     },
     "10b_mask2former.ipynb": {
         "downloads": [],
-        "train": [dict(what="small Mask2Former (ResNet widths 32-128, 16 queries) on new scenes of 96 px, 6,000 steps "
-                            "of 8; 200 test scenes", model="mask2former_small", batch=8, size=96, steps=6000,
+        "train": [dict(what="small Mask2Former (convolutional backbone, widths 64-128, 16 queries, auxiliary per-pixel "
+                            "loss) on new scenes of 64 px, 6,000 steps of 8; 200 test scenes",
+                       model="mask2former_small", batch=8, size=64, steps=6000,
                        eval_images=200, load_s=8 * SCENE_S)],
     },
     "11_panoptic_segmentation.ipynb": {
@@ -345,17 +346,18 @@ def _promptable_flops(batch, size):
 
 
 def _mask2former_flops(batch, size):
-    """One training step of lesson 10b's Mask2Former (its loss with the matching) and its forward pass on one scene."""
+    """One training step of lesson 10b's Mask2Former (its loss with the matching, and the auxiliary per-pixel loss)
+    and its forward pass on one scene."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from utils.models.mask2former import build_mask2former, scene_targets
+    from utils.models.mask2former import _loss_terms, build_mask2former, scene_targets
     from utils.scenes import make_scenes
 
     m = build_mask2former(3, size)
     data = scene_targets(make_scenes(batch, size, "train"))
     with FlopCounterMode(display=False) as counter:
-        m(**data).loss.backward()
+        _loss_terms(m, data)[0].backward()                  # Mask2Former's loss and the auxiliary per-pixel loss
     step = counter.get_total_flops()
     m.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -52,17 +52,20 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
     ResNetConfig,
     SwinConfig,
 )
+from transformers.modeling_outputs import BackboneOutput
 
 from ..scenes import CLASS_NAMES, PANOPTIC_DIVISOR, THING_CLASSES
 from ..validation import check_int
 
 __all__ = [
+    "ConvBackbone",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SMALL_CONFIG",
@@ -75,7 +78,9 @@ __all__ = [
     "panoptic_from_logits",
     "predict_mask2former",
     "scene_targets",
+    "semantic_auxiliary_loss",
     "semantic_from_logits",
+    "semantic_targets",
     "to_pixel_values",
     "train_mask2former",
 ]
@@ -85,9 +90,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The small configuration: every number is a choice against CPU time (the paper's values in brackets).
 SMALL_CONFIG = {
-    "backbone": "resnet",  # "resnet" (basic blocks) or "swin" [ResNet-50 / Swin-T ... Swin-L]
-    "backbone_widths": (32, 64, 96, 128),  # channels at strides 4, 8, 16, 32 ("swin": the first, then doubling)
-    "backbone_depths": (1, 1, 1, 1),  # blocks per stage [3, 4, 6, 3] for ResNet-50
+    "backbone": "conv",  # "conv" (ConvBackbone), "resnet" (basic blocks) or "swin" [ResNet-50 / Swin-T ... Swin-L]
+    "stem_widths": (16, 32),  # "conv" only: channels at full and at half resolution, two 3x3 layers each
+    "backbone_widths": (64, 128, 128, 128),  # channels at strides 4, 8, 16, 32 ("swin": the first, then doubling)
+    "backbone_depths": (1, 1, 1, 1),  # "conv": 3x3 layers per stage after its stride-2 one; others: blocks per stage
     "feature_size": 64,  # pixel-decoder width; a multiple of 32 (its GroupNorm has 32 groups) [256]
     "mask_feature_size": 64,  # per-pixel embedding width that query embeddings are dotted with [256]
     "hidden_dim": 64,  # query width [256]
@@ -104,6 +110,7 @@ SMALL_CONFIG = {
     "class_weight": 2.0,  # loss and matching-cost weights [2, 5, 5]
     "mask_weight": 5.0,
     "dice_weight": 5.0,
+    "semantic_weight": 10.0,  # auxiliary per-pixel class loss on the pixel decoder (0: off) [not in the paper]
     "use_auxiliary_loss": True,  # the same loss after every decoder layer (deep supervision)
     "dropout": 0.0,  # transformers also uses it as the decoder's layer-drop probability [0.0]
 }
@@ -137,21 +144,68 @@ def _id2label(num_labels: int) -> dict[int, str]:
     return {k: f"class_{k}" for k in range(num_labels)}
 
 
+def _ints(name: str, values, count: int, low: int = 1) -> tuple:
+    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+    if len(values) != count or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values):
+        raise ValueError(f"`{name}` must be {count} ints >= {low}, got {values!r}")
+    return values
+
+
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list:
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class ConvBackbone(nn.Module):
+    """A plain convolutional backbone for small images, with the interface Mask2Former's pixel decoder reads.
+
+    ImageNet backbones (ResNet, Swin) reduce the image four times in their first one or two layers (a 7x7
+    stride-2 convolution and a max-pool, or 4x4 patches), which suits 224-pixel photographs. The generated scenes'
+    shapes are 8 to 30 pixels wide, and what tells a square from a disc is a corner of two or three pixels: this
+    backbone first looks at full resolution, as U-Net's first layers do (two 3x3 layers of ``stem_widths[0]``
+    channels), then at half resolution (two of ``stem_widths[1]``), then four stages, each a stride-2 3x3 layer and
+    ``depths[i]`` more 3x3 layers of ``widths[i]`` channels, give the feature maps at strides 4, 8, 16 and 32.
+
+    ``forward(pixel_values)`` returns a ``transformers`` ``BackboneOutput`` whose ``feature_maps`` are those four
+    maps, ``(B, widths[i], H / 2 ** (i + 2), W / 2 ** (i + 2))``; ``channels`` lists their widths.
+    """
+
+    def __init__(self, stem_widths=(16, 32), widths=(64, 128, 128, 128), depths=(1, 1, 1, 1)):
+        super().__init__()
+        s1, s2 = _ints("stem_widths", stem_widths, 2)
+        widths = _ints("backbone_widths", widths, 4)
+        depths = _ints("backbone_depths", depths, 4, low=0)
+        self.stem = nn.Sequential(*_conv_bn_relu(3, s1), *_conv_bn_relu(s1, s1),                    # stride 1
+                                  *_conv_bn_relu(s1, s2, 2), *_conv_bn_relu(s2, s2))                # stride 2
+        chans = (s2, *widths)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*_conv_bn_relu(chans[i], chans[i + 1], 2),
+                          *[layer for _ in range(depths[i]) for layer in _conv_bn_relu(chans[i + 1], chans[i + 1])])
+            for i in range(4))                                                                      # strides 4 to 32
+        self.channels = list(widths)
+
+    def forward(self, pixel_values: torch.Tensor) -> BackboneOutput:
+        x = self.stem(pixel_values)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return BackboneOutput(feature_maps=tuple(maps))
+
+
 def _backbone_config(cfg: dict, image_size: int):
-    widths, depths = tuple(cfg["backbone_widths"]), tuple(cfg["backbone_depths"])
-    for name, values in (("backbone_widths", widths), ("backbone_depths", depths)):
-        if len(values) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            raise ValueError(f"`{name}` must be four positive ints (strides 4, 8, 16, 32), got {values!r}")
+    widths = _ints("backbone_widths", cfg["backbone_widths"], 4)
+    depths = _ints("backbone_depths", cfg["backbone_depths"], 4, low=0 if cfg["backbone"] == "conv" else 1)
     stages = ["stage1", "stage2", "stage3", "stage4"]
-    if cfg["backbone"] == "resnet":
-        return ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
+    if cfg["backbone"] in ("resnet", "conv"):  # "conv": a ResNet of the same widths sizes the pixel decoder
+        return ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=list(widths),
+                            depths=list(depths) if cfg["backbone"] == "resnet" else [1, 1, 1, 1],
                             layer_type="basic", out_features=stages)
     if cfg["backbone"] == "swin":
         embed = widths[0]
         heads = [max(1, embed * 2 ** i // 32) for i in range(4)]
         return SwinConfig(image_size=image_size, patch_size=4, num_channels=3, embed_dim=embed, depths=list(depths),
                           num_heads=heads, window_size=4, drop_path_rate=0.0, out_features=stages)
-    raise ValueError(f"`backbone` must be 'resnet' or 'swin', got {cfg['backbone']!r}")
+    raise ValueError(f"`backbone` must be 'conv', 'resnet' or 'swin', got {cfg['backbone']!r}")
 
 
 def build_mask2former(num_labels: int = 3, image_size: int = 64, **overrides) -> Mask2FormerForUniversalSegmentation:
@@ -162,6 +216,18 @@ def build_mask2former(num_labels: int = 3, image_size: int = 64, **overrides) ->
     stride 4 that gives the per-pixel embeddings), and a transformer decoder whose queries attend, layer after
     layer, only inside their previous mask prediction (masked attention), cycling through the three scales.
 
+    Two choices of the small configuration are not the paper's, both for learning from scratch in minutes:
+
+    * the default backbone is :class:`ConvBackbone`, which looks at the image at full resolution before it
+      reduces it. It replaces the backbone ``transformers`` builds (``model.model.pixel_level_module.encoder``)
+      after construction; ``model.config.backbone_config`` still describes a ResNet of the same stage widths, the
+      one the pixel decoder was sized from, so save and load such a model with ``state_dict``, not
+      ``save_pretrained``. ``backbone="resnet"`` or ``"swin"`` keeps ``transformers``' own backbones.
+    * with ``semantic_weight > 0`` the model gets ``model.semantic_heads``, one 1x1 convolution per output of the
+      pixel decoder (strides 32, 16, 8 and the stride-4 per-pixel embeddings) to ``num_labels + 1`` classes (the
+      last: pixels no segment claims), and :func:`train_mask2former` adds ``semantic_weight`` times
+      :func:`semantic_auxiliary_loss`. The heads serve training only; inference reads the queries.
+
     Parameters
     ----------
     num_labels : int
@@ -171,7 +237,8 @@ def build_mask2former(num_labels: int = 3, image_size: int = 64, **overrides) ->
         Side of the training images (>= 32); sets ``train_num_points`` when that is ``None`` and the Swin
         backbone's nominal input size.
     **overrides
-        Any key of :data:`SMALL_CONFIG`, e.g. ``num_queries=20``, ``decoder_layers=6``, ``backbone="swin"``.
+        Any key of :data:`SMALL_CONFIG`, e.g. ``num_queries=20``, ``decoder_layers=6``, ``backbone="resnet"``,
+        ``semantic_weight=0`` (Mask2Former's own loss only).
 
     Returns
     -------
@@ -198,6 +265,12 @@ def build_mask2former(num_labels: int = 3, image_size: int = 64, **overrides) ->
                          f"divisible by `num_attention_heads` ({cfg['num_attention_heads']})")
     points = cfg["train_num_points"]
     points = image_size * image_size // 4 if points is None else check_int("train_num_points", points)
+    semantic_weight = cfg["semantic_weight"]
+    if isinstance(semantic_weight, bool) or not isinstance(semantic_weight, (int, float)) or not semantic_weight >= 0:
+        raise ValueError(f"`semantic_weight` must be a number >= 0 (0: no auxiliary per-pixel loss), "
+                         f"got {semantic_weight!r}")
+    if cfg["backbone"] == "conv":
+        _ints("stem_widths", cfg["stem_widths"], 2)
     id2label = _id2label(num_labels)
     with _quiet_transformers():
         config = Mask2FormerConfig(
@@ -216,6 +289,14 @@ def build_mask2former(num_labels: int = 3, image_size: int = 64, **overrides) ->
         model = Mask2FormerForUniversalSegmentation(config)
     if model.config.num_labels != num_labels:  # id2label sets the number of labels; make sure it did
         raise RuntimeError(f"the configuration has {model.config.num_labels} labels, expected {num_labels}")
+    if cfg["backbone"] == "conv":
+        model.model.pixel_level_module.encoder = ConvBackbone(cfg["stem_widths"], cfg["backbone_widths"],
+                                                              cfg["backbone_depths"])
+    model.config.semantic_weight = float(semantic_weight)
+    if semantic_weight > 0:
+        model.semantic_heads = nn.ModuleList(
+            [nn.Conv2d(cfg["feature_size"], num_labels + 1, 1) for _ in range(3)]
+            + [nn.Conv2d(cfg["mask_feature_size"], num_labels + 1, 1)])
     return model.train()
 
 
@@ -403,9 +484,48 @@ def _batches(data, batch_size: int, include_background: bool, generator):
             raise ValueError("`data` yielded no batch")
 
 
+def semantic_targets(batch: dict, num_labels: int) -> torch.Tensor:
+    """``(B, H, W)`` int64 per-pixel classes from a batch's segments: the segment's model class where a segment
+    claims the pixel, ``num_labels`` (the "no object" index) where none does."""
+    pv = batch["pixel_values"]
+    target = torch.full((pv.shape[0], *pv.shape[-2:]), num_labels, dtype=torch.int64, device=pv.device)
+    for b, (masks, labels) in enumerate(zip(batch["mask_labels"], batch["class_labels"])):
+        for mask, label in zip(masks, labels):
+            target[b][mask > 0.5] = label
+    return target
+
+
+def semantic_auxiliary_loss(model, outputs, batch: dict) -> torch.Tensor:
+    """The auxiliary per-pixel class loss (unweighted): a cross-entropy at full resolution for each of
+    ``model.semantic_heads``, one per output of the pixel decoder, summed.
+
+    Mask2Former's own loss reaches the features that must tell the classes apart only through each matched
+    query's one cross-entropy term; this term tells every pixel's features its class directly, as the auxiliary
+    semantic loss of MaX-DeepLab (H. Wang et al., CVPR 2021) does. ``outputs`` must come from
+    ``model(..., output_hidden_states=True)`` (for ``pixel_decoder_hidden_states``, strides 32, 16 and 8, and
+    ``pixel_decoder_last_hidden_state``, the stride-4 per-pixel embeddings); the targets are
+    :func:`semantic_targets` of ``batch``.
+    """
+    heads = getattr(model, "semantic_heads", None)
+    if heads is None:
+        raise ValueError("the model has no `semantic_heads`: build it with build_mask2former(..., semantic_weight > 0)")
+    if outputs.pixel_decoder_hidden_states is None:
+        raise ValueError("`outputs` has no pixel_decoder_hidden_states: call the model with output_hidden_states=True")
+    features = [*outputs.pixel_decoder_hidden_states, outputs.pixel_decoder_last_hidden_state]
+    if len(features) != len(heads):
+        raise ValueError(f"the pixel decoder gave {len(features)} feature maps for {len(heads)} semantic heads")
+    target = semantic_targets(batch, model.config.num_labels)
+    size = target.shape[-2:]
+    return sum(F.cross_entropy(F.interpolate(head(f), size=size, mode="bilinear", align_corners=False), target)
+               for head, f in zip(heads, features))
+
+
 def _loss_terms(model, batch: dict) -> tuple[torch.Tensor, dict]:
-    """The model's total loss and its terms (each summed over the final and auxiliary decoder layers, weighted)."""
-    out = model(pixel_values=batch["pixel_values"], output_auxiliary_logits=True)
+    """The model's total loss and its terms (each summed over the final and auxiliary decoder layers, weighted;
+    ``loss_semantic``: the weighted auxiliary per-pixel loss, when the model has semantic heads)."""
+    semantic_weight = getattr(model.config, "semantic_weight", 0.0)
+    out = model(pixel_values=batch["pixel_values"], output_auxiliary_logits=True,
+                output_hidden_states=semantic_weight > 0)
     loss_dict = model.get_loss_dict(out.masks_queries_logits, out.class_queries_logits, batch["mask_labels"],
                                     batch["class_labels"], out.auxiliary_logits)
     loss = model.get_loss(loss_dict)
@@ -414,6 +534,10 @@ def _loss_terms(model, batch: dict) -> tuple[torch.Tensor, dict]:
         for base in ("loss_cross_entropy", "loss_mask", "loss_dice"):
             if key == base or key.startswith(base + "_"):
                 terms[base] = terms.get(base, 0.0) + float(value.detach())
+    if semantic_weight > 0:
+        semantic = semantic_weight * semantic_auxiliary_loss(model, out, batch)
+        terms["loss_semantic"] = float(semantic.detach())
+        loss = loss + semantic
     return loss, terms
 
 
@@ -427,7 +551,8 @@ def train_mask2former(model, data, steps: int, optimizer=None, device=None, *, b
     then ``class_weight`` x cross-entropy (the "no object" class weighted ``no_object_weight``) plus
     ``mask_weight`` x binary cross-entropy plus ``dice_weight`` x Dice on the matched masks, computed on
     ``train_num_points`` sampled points (mostly where the prediction is uncertain), repeated after every decoder
-    layer when ``use_auxiliary_loss``.
+    layer when ``use_auxiliary_loss``; plus, for a model built with ``semantic_weight > 0``, that weight times
+    :func:`semantic_auxiliary_loss`.
 
     Parameters
     ----------
@@ -467,8 +592,9 @@ def train_mask2former(model, data, steps: int, optimizer=None, device=None, *, b
     -------
     list
         Per step, the total loss (float); with ``return_terms``, dicts with ``step``, ``loss``,
-        ``loss_cross_entropy``, ``loss_mask``, ``loss_dice`` (weighted, summed over the decoder layers), ``lr``
-        and ``seconds`` (elapsed training time). The model is left in evaluation mode.
+        ``loss_cross_entropy``, ``loss_mask``, ``loss_dice`` (weighted, summed over the decoder layers), with
+        semantic heads ``loss_semantic`` (weighted), ``lr`` and ``seconds`` (elapsed training time). The model is
+        left in evaluation mode.
     """
     from tqdm.auto import tqdm
 
