@@ -158,9 +158,10 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list:
 class ConvBackbone(nn.Module):
     """A plain convolutional backbone for small images, with the interface Mask2Former's pixel decoder reads.
 
-    ImageNet backbones (ResNet, Swin) reduce the image four times in their first one or two layers (a 7x7
-    stride-2 convolution and a max-pool, or 4x4 patches), which suits 224-pixel photographs. The generated scenes'
-    shapes are 8 to 30 pixels wide, and what tells a square from a disc is a corner of two or three pixels: this
+    ImageNet backbones (ResNet, Swin) reduce the image by a factor of four in their first one or two layers (a 7x7
+    stride-2 convolution and a max-pool, or 4x4 patches), which suits 224-pixel photographs. In 64-pixel generated
+    scenes the shapes are about 10 to 27 pixels wide, and what tells a square from a disc is a few pixels at its
+    corners: this
     backbone first looks at full resolution, as U-Net's first layers do (two 3x3 layers of ``stem_widths[0]``
     channels), then at half resolution (two of ``stem_widths[1]``), then four stages, each a stride-2 3x3 layer and
     ``depths[i]`` more 3x3 layers of ``widths[i]`` channels, give the feature maps at strides 4, 8, 16 and 32.
