@@ -109,7 +109,7 @@ def test_loss_is_finite_and_backward_reaches_every_part(model, scenes):
     assert terms["loss_semantic"] > 0 and torch.isfinite(loss)
     loss.backward()
     parts = {"class_predictor": model.class_predictor.weight,
-             "backbone": model.model.pixel_level_module.encoder.stem[0].weight,
+             "backbone": model.model.pixel_level_module.encoder.stem[0][0].weight,
              "queries": model.model.transformer_module.queries_features.weight,
              **{f"semantic head {k}": h.weight for k, h in enumerate(model.semantic_heads)}}
     for name, p in parts.items():
@@ -123,10 +123,10 @@ def test_conv_backbone_gives_four_maps_at_strides_4_to_32():
     assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 24), (2, 24, 8, 12), (2, 32, 4, 6), (2, 40, 2, 3)]
     assert backbone.channels == [16, 24, 32, 40]
     # stride 1 then 2 before the stages: two 3x3 layers at each (conv, norm, ReLU), the stride-2 one first at half
-    convs = [m for m in backbone.stem if isinstance(m, torch.nn.Conv2d)]
-    assert [c.stride for c in convs] == [(1, 1), (1, 1), (2, 2), (1, 1)]
+    convs = [m for m in backbone.stem.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.stride) for c in convs] == [((3, 3), (1, 1))] * 2 + [((3, 3), (2, 2)), ((3, 3), (1, 1))]
     # stage i: a stride-2 layer and depths[i] more
-    assert [sum(isinstance(m, torch.nn.Conv2d) for m in st) for st in backbone.stages] == [2, 3, 1, 2]
+    assert [sum(isinstance(m, torch.nn.Conv2d) for m in st.modules()) for st in backbone.stages] == [2, 3, 1, 2]
     with pytest.raises(ValueError, match="`stem_widths`"):
         ConvBackbone((8,), (16, 24, 32, 40))
     with pytest.raises(ValueError, match="`backbone_widths`"):

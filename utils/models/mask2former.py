@@ -53,6 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import Conv2dNormActivation
 from transformers import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
@@ -145,14 +146,10 @@ def _id2label(num_labels: int) -> dict[int, str]:
 
 
 def _ints(name: str, values, count: int, low: int = 1) -> tuple:
-    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-    if len(values) != count or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values):
+    """``count`` ints ``>= low`` (each checked with ``check_int``), as a tuple; otherwise a ValueError naming ``name``."""
+    if not isinstance(values, (list, tuple)) or len(values) != count:
         raise ValueError(f"`{name}` must be {count} ints >= {low}, got {values!r}")
-    return values
-
-
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> list:
-    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return tuple(check_int(name, v, low) for v in values)
 
 
 class ConvBackbone(nn.Module):
@@ -161,10 +158,10 @@ class ConvBackbone(nn.Module):
     ImageNet backbones (ResNet, Swin) reduce the image by a factor of four in their first one or two layers (a 7x7
     stride-2 convolution and a max-pool, or 4x4 patches), which suits 224-pixel photographs. In 64-pixel generated
     scenes the shapes are about 10 to 27 pixels wide, and what tells a square from a disc is a few pixels at its
-    corners: this
-    backbone first looks at full resolution, as U-Net's first layers do (two 3x3 layers of ``stem_widths[0]``
-    channels), then at half resolution (two of ``stem_widths[1]``), then four stages, each a stride-2 3x3 layer and
-    ``depths[i]`` more 3x3 layers of ``widths[i]`` channels, give the feature maps at strides 4, 8, 16 and 32.
+    corners: this backbone first looks at full resolution, as U-Net's first layers do (two 3x3 layers of
+    ``stem_widths[0]`` channels), then at half resolution (two of ``stem_widths[1]``), then four stages, each a
+    stride-2 3x3 layer and ``depths[i]`` more 3x3 layers of ``widths[i]`` channels, give the feature maps at strides
+    4, 8, 16 and 32. Every layer is torchvision's ``Conv2dNormActivation`` (convolution, batch norm, ReLU).
 
     ``forward(pixel_values)`` returns a ``transformers`` ``BackboneOutput`` whose ``feature_maps`` are those four
     maps, ``(B, widths[i], H / 2 ** (i + 2), W / 2 ** (i + 2))``; ``channels`` lists their widths.
@@ -175,12 +172,12 @@ class ConvBackbone(nn.Module):
         s1, s2 = _ints("stem_widths", stem_widths, 2)
         widths = _ints("backbone_widths", widths, 4)
         depths = _ints("backbone_depths", depths, 4, low=0)
-        self.stem = nn.Sequential(*_conv_bn_relu(3, s1), *_conv_bn_relu(s1, s1),                    # stride 1
-                                  *_conv_bn_relu(s1, s2, 2), *_conv_bn_relu(s2, s2))                # stride 2
+        self.stem = nn.Sequential(Conv2dNormActivation(3, s1), Conv2dNormActivation(s1, s1),          # stride 1
+                                  Conv2dNormActivation(s1, s2, stride=2), Conv2dNormActivation(s2, s2))  # stride 2
         chans = (s2, *widths)
         self.stages = nn.ModuleList(
-            nn.Sequential(*_conv_bn_relu(chans[i], chans[i + 1], 2),
-                          *[layer for _ in range(depths[i]) for layer in _conv_bn_relu(chans[i + 1], chans[i + 1])])
+            nn.Sequential(Conv2dNormActivation(chans[i], chans[i + 1], stride=2),
+                          *[Conv2dNormActivation(chans[i + 1], chans[i + 1]) for _ in range(depths[i])])
             for i in range(4))                                                                      # strides 4 to 32
         self.channels = list(widths)
 
