@@ -67,6 +67,21 @@ def test_sampled_points_fall_inside_their_masks():
         sample_points(torch.zeros(1, 4, 4, dtype=torch.bool))
 
 
+def test_sampled_points_are_uniform_over_the_mask():
+    # every pixel of a 5-pixel mask is drawn about equally often, pixels outside never
+    g = torch.Generator().manual_seed(2)
+    masks = torch.zeros(4000, 6, 6, dtype=torch.bool)
+    cells = [(0, 0), (0, 5), (2, 3), (5, 0), (5, 5)]
+    for y, x in cells:
+        masks[:, y, x] = True
+    pts = sample_points(masks, g).long()
+    counts = torch.zeros(6, 6)
+    counts.index_put_((pts[:, 1], pts[:, 0]), torch.ones(len(pts)), accumulate=True)
+    assert counts.sum() == 4000 and counts[~masks[0]].sum() == 0
+    for y, x in cells:                   # 800 expected each; 4 standard deviations is about 100
+        assert 700 < counts[y, x] < 900
+
+
 def test_sampled_corrective_clicks_lie_in_the_error_region_with_the_truth_as_label():
     g = torch.Generator().manual_seed(1)
     truth = torch.zeros(3, 12, 12, dtype=torch.bool)
@@ -131,6 +146,30 @@ def test_mask_iou_and_loss_pick_the_best_candidate():
     right = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     loss_right, _ = promptable_loss(logits, right, target)
     assert loss_right < loss
+
+
+def test_loss_of_coarse_masks_uses_the_area_averaged_target():
+    # masks at half the target's resolution: the loss is BCE + Dice against each cell's covered share
+    g = torch.Generator().manual_seed(3)
+    target = torch.zeros(2, 8, 8, dtype=torch.bool)
+    target[0, 1:6, 2:7] = True
+    target[1, 4:8, 0:3] = True
+    logits = torch.randn(2, 3, 4, 4, generator=g)
+    iou_pred = torch.rand(2, 3, generator=g)
+    loss, best = promptable_loss(logits, iou_pred, target)
+    share = target.float().reshape(2, 4, 2, 4, 2).mean((2, 4))          # each 2 x 2 cell's covered fraction
+    expected_mask, expected_iou = torch.zeros(2, 3), torch.zeros(2, 3)
+    for i in range(2):
+        for m in range(3):
+            p = logits[i, m].sigmoid()
+            bce = torch.nn.functional.binary_cross_entropy(p, share[i])
+            dice = 1 - (2 * (p * share[i]).sum() + 1) / (p.sum() + share[i].sum() + 1)
+            expected_mask[i, m] = bce + dice
+            pred, truth = logits[i, m] > 0, share[i] > 0.5
+            expected_iou[i, m] = (pred & truth).sum() / (pred | truth).sum()
+    assert best.tolist() == expected_mask.argmin(1).tolist()
+    expected = expected_mask.min(1).values.mean() + ((iou_pred - expected_iou) ** 2).mean()
+    assert torch.allclose(loss, expected, atol=1e-5)
 
 
 def test_the_small_model_is_a_segment_anything_model_with_the_package_parts():

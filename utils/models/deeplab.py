@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchvision.ops import Conv2dNormActivation
 
 from ..validation import check_int
 
@@ -57,9 +58,9 @@ def _check_rates(rates) -> tuple[int, ...]:
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel_size: int = 1, dilation: int = 1) -> nn.Sequential:
-    padding = dilation * (kernel_size - 1) // 2  # keeps the size: a dilated k x k kernel spans d (k - 1) + 1 pixels
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size, padding=padding, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    """Convolution (no bias), batch norm, ReLU: torchvision's ``Conv2dNormActivation``, whose padding
+    ``dilation * (kernel_size - 1) // 2`` keeps the size (a dilated k x k kernel spans d (k - 1) + 1 pixels)."""
+    return Conv2dNormActivation(c_in, c_out, kernel_size, dilation=dilation)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from torch import nn
+from torchvision.ops import Conv2dNormActivation
 
 from ..validation import check_int
 
@@ -43,10 +44,6 @@ CPU_CONFIG = {
 
 def _check_num_classes(num_classes) -> int:
     return check_int("num_classes", num_classes, 2, note=" (the background counts as class 0)")
-
-
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class TinyFPNBackbone(nn.Module):
@@ -77,10 +74,11 @@ class TinyFPNBackbone(nn.Module):
             raise ValueError(f"`widths` must be four positive ints (strides 2, 4, 8, 16), got {widths!r}")
         check_int("fpn_channels", fpn_channels)
         w = widths
-        self.stem = nn.Sequential(_conv_bn_relu(3, w[0], 2), _conv_bn_relu(w[0], w[0]))
-        self.stage1 = nn.Sequential(_conv_bn_relu(w[0], w[1], 2), _conv_bn_relu(w[1], w[1]))
-        self.stage2 = nn.Sequential(_conv_bn_relu(w[1], w[2], 2), _conv_bn_relu(w[2], w[2]))
-        self.stage3 = nn.Sequential(_conv_bn_relu(w[2], w[3], 2), _conv_bn_relu(w[3], w[3]))
+        conv = Conv2dNormActivation                          # 3x3 convolution, batch norm, ReLU
+        self.stem = nn.Sequential(conv(3, w[0], stride=2), conv(w[0], w[0]))
+        self.stage1 = nn.Sequential(conv(w[0], w[1], stride=2), conv(w[1], w[1]))
+        self.stage2 = nn.Sequential(conv(w[1], w[2], stride=2), conv(w[2], w[2]))
+        self.stage3 = nn.Sequential(conv(w[2], w[3], stride=2), conv(w[3], w[3]))
         self.fpn = FeaturePyramidNetwork([w[1], w[2], w[3]], fpn_channels)
         self.out_channels = fpn_channels
 

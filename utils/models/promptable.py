@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchvision.ops import Conv2dNormActivation
 
 from ..validation import check_int
 
@@ -39,11 +40,6 @@ __all__ = ["ConvImageEncoder", "ClickMapPromptEncoder", "BatchedMaskDecoder", "b
 # SAM's pixel normalisation (ImageNet mean and std on 0-255 values), kept for the small model too.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
-
-
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
 class ConvImageEncoder(nn.Module):
@@ -67,10 +63,11 @@ class ConvImageEncoder(nn.Module):
         if len(widths) != 4:
             raise ValueError(f"`widths` must give 4 stage widths, got {widths!r}")
         w1, w2, w3, w4 = (check_int("widths", w, 1) for w in widths)
-        self.stage1 = nn.Sequential(_conv_bn_relu(3, w1, 2), _conv_bn_relu(w1, w1))           # 1/2
-        self.stage2 = nn.Sequential(_conv_bn_relu(w1, w2, 2), _conv_bn_relu(w2, w2))          # 1/4
-        self.stage3 = nn.Sequential(_conv_bn_relu(w2, w3, 2), _conv_bn_relu(w3, w3))          # 1/8
-        self.stage4 = nn.Sequential(_conv_bn_relu(w3, w4, 2), _conv_bn_relu(w4, w4, 1),
+        conv = Conv2dNormActivation                          # 3x3 convolution, batch norm, ReLU
+        self.stage1 = nn.Sequential(conv(3, w1, stride=2), conv(w1, w1))           # 1/2
+        self.stage2 = nn.Sequential(conv(w1, w2, stride=2), conv(w2, w2))          # 1/4
+        self.stage3 = nn.Sequential(conv(w2, w3, stride=2), conv(w3, w3))          # 1/8
+        self.stage4 = nn.Sequential(conv(w3, w4, stride=2), conv(w4, w4),
                                     nn.Conv2d(w4, w4, 3, padding=2, dilation=2), nn.ReLU(inplace=True))  # 1/16
         self.lateral = nn.ModuleList(nn.Conv2d(w, out_chans, 1) for w in (w2, w3, w4))
         self.fuse = nn.Sequential(nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(8, out_chans),
