@@ -214,6 +214,86 @@ def test_batched_decoder_equals_the_package_decoder_prompt_by_prompt():
             sam.mask_decoder(emb[:2], pe, sparse, dense, multimask_output=True)
 
 
+def _small_detail_sam(**kwargs):
+    return build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
+                                **kwargs)
+
+
+def test_detail_map_travels_folded_inside_the_embedding():
+    torch.manual_seed(0)
+    sam = _small_detail_sam(detail_chans=4)
+    x = torch.randn(2, 3, 64, 64)
+    emb = sam.image_encoder(x)
+    assert emb.shape == (2, 32 + 4 * 4, 8, 8)           # embedding + a 16 x 16 x 4 map folded onto the 8 x 8 grid
+    enc = sam.image_encoder
+    c2 = enc.stage2(enc.stage1(x))
+    c3 = enc.stage3(c2)
+    detail = enc.detail_fine(c2) + torch.nn.functional.interpolate(enc.detail_coarse(c3), scale_factor=2)
+    assert detail.shape == (2, 4, 16, 16)                 # 1/4 of the image
+    torch.testing.assert_close(torch.nn.functional.pixel_shuffle(emb[:, 32:], 2), detail)
+    assert sam_parts_summary(sam)[2]["input"] == "embedding 32x8x8 + detail 4x16x16 + prompts"
+    with pytest.raises(ValueError, match="`detail_chans` needs `stride` 8"):
+        _small_detail_sam(detail_chans=4, stride=4)
+    with pytest.raises(ValueError, match="`detail_chans`"):
+        _small_detail_sam(detail_chans=-1)
+
+
+@pytest.mark.parametrize("options", [{"detail_chans": 4}, {"mask_scoring": True},
+                                     {"detail_chans": 4, "mask_scoring": True}])
+def test_decoder_options_batched_equals_one_image_and_work_with_the_predictor(options):
+    from segment_anything import SamPredictor
+
+    torch.manual_seed(0)
+    sam = _small_detail_sam(**options).eval()
+    dec = sam.mask_decoder
+    assert hasattr(dec, "iou_prediction_head") != dec.mask_scoring        # the mask-aware head replaces SAM's
+    emb = sam.image_encoder(torch.randn(3, 3, 64, 64))
+    pe = sam.prompt_encoder.get_dense_pe()
+    points, labels = torch.rand(3, 1, 2) * 64, torch.ones(3, 1, dtype=torch.long)
+    sparse, dense = sam.prompt_encoder(points=(points, labels), boxes=None, masks=None)
+    with torch.no_grad():
+        batched, iou_b = dec(emb, pe, sparse, dense, multimask_output=True)
+        assert batched.shape == (3, 3, 32, 32) and iou_b.shape == (3, 3)
+        for i in range(3):   # one image embedding for one prompt: the same numbers
+            single, iou_s = dec(emb[i:i + 1], pe, sparse[i:i + 1], dense[i:i + 1], multimask_output=True)
+            torch.testing.assert_close(batched[i:i + 1], single, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(iou_b[i:i + 1], iou_s, atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="channels"):
+            dec(emb[:, :20], pe, sparse, dense, multimask_output=True)
+    predictor = SamPredictor(sam)
+    predictor.set_image(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    masks, scores, low_res = predictor.predict(point_coords=np.array([[20.0, 30.0]]), point_labels=np.array([1]))
+    assert masks.shape == (3, 48, 64) and scores.shape == (3,) and low_res.shape == (3, 32, 32)
+
+
+def test_mask_scores_see_the_masks():
+    # the mask-aware IoU head's answer changes when only a candidate's mask changes, and its pooling is
+    # the mean of the features inside the mask and in the ring around it
+    torch.manual_seed(0)
+    dec = _small_detail_sam(mask_scoring=True).mask_decoder.eval()
+    features = torch.randn(1, 4, 32, 32)
+    token = torch.randn(1, 32)
+    inside = torch.full((1, 1, 32, 32), -20.0)
+    inside[..., 10:20, 10:20] = 20.0
+    bigger = torch.full((1, 1, 32, 32), -20.0)
+    bigger[..., 6:24, 6:24] = 20.0
+    with torch.no_grad():
+        a = dec._mask_scores(inside, (features,), token)
+        b = dec._mask_scores(bigger, (features,), token)
+        assert a.shape == (1, 1) and not torch.allclose(a, b)
+        captured = []
+        hook = dec.mask_scorer.register_forward_hook(lambda m, i, o: captured.append(i[0]))
+        dec._mask_scores(inside, (features,), token)
+        hook.remove()
+    x = captured[0][0, 0]
+    ring = torch.zeros(32, 32, dtype=torch.bool)
+    ring[8:22, 8:22] = True
+    ring[10:20, 10:20] = False
+    torch.testing.assert_close(x[32:36], features[0][:, 10:20, 10:20].mean((1, 2)) * 100 / 101)
+    torch.testing.assert_close(x[36:40], features[0][:, ring].mean(1) * ring.sum() / (ring.sum() + 1))
+    torch.testing.assert_close(x[40], torch.tensor(100 / 1024))
+
+
 def test_click_maps_draw_positive_and_negative_clicks_and_the_box():
     sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 8, 16, 16),
                                click_sigma=2.0)

@@ -15,7 +15,9 @@ package's own :class:`~segment_anything.modeling.PromptEncoder`, :class:`~segmen
 and :class:`~segment_anything.modeling.TwoWayTransformer`, and a small convolutional image encoder
 (:class:`ConvImageEncoder`: a ViT learns too slowly from scratch on a few hundred images). The result is a
 ``segment_anything.modeling.Sam``, so the package's ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work
-with it unchanged. Training code lives in :mod:`utils.prompting`.
+with it unchanged. Two options, off by default and used by lesson 09, help a model trained for minutes:
+a high-resolution **detail path** after HQ-SAM (``detail_chans``) and a **mask-aware IoU head** after Mask
+Scoring R-CNN (``mask_scoring``); see :class:`BatchedMaskDecoder`. Training code lives in :mod:`utils.prompting`.
 
 This module imports ``segment_anything``; ``import utils.models`` does not import it.
 """
@@ -49,9 +51,17 @@ class ConvImageEncoder(nn.Module):
     feature pyramid brings the coarse stages back to 1/``stride`` (8 by default), the grid on which the
     mask decoder's transformer works (SAM: 1/16 of 1024 pixels). ``img_size`` is the square side the
     model takes, the attribute ``SamPredictor`` reads.
+
+    ``detail_chans > 0`` adds a **detail map** for :class:`BatchedMaskDecoder`'s high-resolution path:
+    ``detail_chans`` channels at 1/4 of the input (twice the token grid), from the second stage (3x3) plus
+    the third (1x1, upsampled). ``SamPredictor`` stores whatever the encoder returns and hands it to the
+    decoder, so the map travels inside the embedding: folded by ``F.pixel_unshuffle`` into
+    ``4 * detail_chans`` extra channels on the token grid, after the ``out_chans`` of the embedding proper.
+    Only with ``stride=8``.
     """
 
-    def __init__(self, img_size: int = 128, out_chans: int = 64, widths=(32, 48, 96, 128), stride: int = 8):
+    def __init__(self, img_size: int = 128, out_chans: int = 64, widths=(32, 48, 96, 128), stride: int = 8,
+                 detail_chans: int = 0):
         super().__init__()
         self.img_size = check_int("img_size", img_size, 32)
         if self.img_size % 16:
@@ -72,6 +82,13 @@ class ConvImageEncoder(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(w, out_chans, 1) for w in (w2, w3, w4))
         self.fuse = nn.Sequential(nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(8, out_chans),
                                   nn.GELU(), nn.Conv2d(out_chans, out_chans, 1))
+        self.detail_chans = check_int("detail_chans", detail_chans, 0)
+        if self.detail_chans:
+            if stride != 8:
+                raise ValueError(f"`detail_chans` needs `stride` 8 (the detail map is at 1/4, twice the token grid), "
+                                 f"got stride {stride}")
+            self.detail_fine = nn.Conv2d(w2, self.detail_chans, 3, padding=1)       # from 1/4
+            self.detail_coarse = nn.Conv2d(w3, self.detail_chans, 1)                # from 1/8, upsampled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c2 = self.stage2(self.stage1(x))
@@ -81,39 +98,108 @@ class ConvImageEncoder(nn.Module):
         p = self.lateral[1](c3) + F.interpolate(p, size=c3.shape[-2:], mode="nearest")
         if self.stride == 4:
             p = self.lateral[0](c2) + F.interpolate(p, size=c2.shape[-2:], mode="nearest")
-        return self.fuse(p)
+        embedding = self.fuse(p)
+        if not self.detail_chans:
+            return embedding
+        detail = self.detail_fine(c2) + F.interpolate(self.detail_coarse(c3), size=c2.shape[-2:], mode="nearest")
+        return torch.cat([embedding, F.pixel_unshuffle(detail, 2)], dim=1)
+
+
+def _max_filter5(x: torch.Tensor) -> torch.Tensor:
+    """5 x 5 maximum filter, as two 1-D passes (half the cost of one 5 x 5 pass on a CPU, same result)."""
+    return F.max_pool2d(F.max_pool2d(x, (1, 5), 1, (0, 2)), (5, 1), 1, (2, 0))
 
 
 class BatchedMaskDecoder(MaskDecoder):
-    """SAM's mask decoder, also accepting one image embedding per prompt.
+    """SAM's mask decoder, also accepting one image embedding per prompt; optionally with a high-resolution
+    detail path and a mask-aware IoU head.
 
     The package's decoder takes the embedding of *one* image and repeats it for every prompt (the
     interactive case: many clicks on one image). Training wants prompts from many images in one batch,
-    so here ``image_embeddings`` may also have one row per prompt. With one row the package's own code
-    runs, so ``SamPredictor`` works unchanged; otherwise the same computation without the repeat.
+    so here ``image_embeddings`` may also have one row per prompt. With one row and neither option the
+    package's own code runs, so ``SamPredictor`` works unchanged; otherwise the same computation without
+    the repeat, plus the options:
+
+    * ``detail_chans > 0``, after HQ-SAM (L. Ke et al., "Segment Anything in High Quality", NeurIPS 2023),
+      which fuses the encoder's early, high-resolution features into the decoder's mask features: SAM
+      draws its masks from features upscaled from the token grid by transposed convolutions, so an edge
+      can fall only where the tokens put it. Here the embedding carries :class:`ConvImageEncoder`'s detail
+      map (1/4 of the image); after the first upscaling step (twice the token grid) the upscaled features
+      and the detail map are mixed by two 3x3 convolutions, added back, then upscaled again as in SAM.
+    * ``mask_scoring``: the IoU head sees the candidate masks, as Mask Scoring R-CNN's does (Z. Huang et
+      al., CVPR 2019): per candidate, the IoU token plus the mask features averaged inside the candidate
+      and in a 2-pixel ring just outside it, and its area. SAM's head reads the IoU token alone; with
+      sharper candidates that differ in their edges, a head that cannot see them ranks them poorly.
     """
+
+    def __init__(self, *args, detail_chans: int = 0, mask_scoring: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        c = self.transformer_dim
+        self.detail_chans = check_int("detail_chans", detail_chans, 0)
+        if self.detail_chans:
+            self.detail_in = nn.Conv2d(c // 4, self.detail_chans, 3, padding=1)
+            self.detail_out = nn.Conv2d(self.detail_chans, c // 4, 3, padding=1)
+        self.mask_scoring = bool(mask_scoring)
+        if self.mask_scoring:
+            from segment_anything.modeling.mask_decoder import MLP
+
+            pooled = 2 * (c // 8) + (2 * (c // 4) if self.detail_chans else 0)    # inside and ring, per level
+            self.mask_scorer = MLP(c + pooled + 1, c, 1, 3)
+            del self.iou_prediction_head                      # replaced by `mask_scorer`
 
     def predict_masks(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings):
         n_prompts, n_images = sparse_prompt_embeddings.size(0), image_embeddings.size(0)
-        if n_images == 1:
+        if n_images == 1 and not self.detail_chans and not self.mask_scoring:
             return super().predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
-        if n_images != n_prompts:
+        if n_images not in (1, n_prompts):
             raise ValueError(f"`image_embeddings` must have 1 row or one per prompt ({n_prompts}), got {n_images}")
+        c = self.transformer_dim
+        if image_embeddings.size(1) != c + 4 * self.detail_chans:
+            raise ValueError(f"`image_embeddings` must have {c} + 4 x {self.detail_chans} channels (the embedding and "
+                             f"the folded detail map), got {image_embeddings.size(1)}")
+        image_embeddings = image_embeddings.expand(n_prompts, -1, -1, -1)
+        embedding, detail = image_embeddings[:, :c], image_embeddings[:, c:]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(n_prompts, -1, -1)
         tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
-        src = image_embeddings + dense_prompt_embeddings
+        src = embedding + dense_prompt_embeddings
         pos_src = image_pe.expand(n_prompts, -1, -1, -1)
         b, c, h, w = src.shape
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1: (1 + self.num_mask_tokens), :]
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        src = src.transpose(1, 2).reshape(b, c, h, w)
+        up = self.output_upscaling            # ConvTranspose, LayerNorm2d, GELU, ConvTranspose, GELU
+        if self.detail_chans:
+            mid = up[2](up[1](up[0](src)))                                                   # twice the token grid
+            mid = mid + self.detail_out(F.gelu(self.detail_in(mid) + F.pixel_shuffle(detail, 2)))
+            upscaled = up[4](up[3](mid))
+            levels = (upscaled, mid)
+        else:
+            upscaled = up(src)
+            levels = (upscaled,)
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
                                dim=1)
         b, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.reshape(b, c, h * w)).view(b, -1, h, w)
-        return masks, self.iou_prediction_head(iou_token_out)
+        if not self.mask_scoring:
+            return masks, self.iou_prediction_head(iou_token_out)
+        return masks, self._mask_scores(masks, levels, iou_token_out)
+
+    def _mask_scores(self, masks, levels, iou_token_out):
+        """Predicted IoU per candidate from the IoU token and the features inside and just outside each mask."""
+        prob = masks.detach().sigmoid()
+        pooled = []
+        for features in levels:
+            factor = prob.shape[-1] // features.shape[-1]            # the candidates at the features' grid
+            p = prob if factor == 1 else F.avg_pool2d(prob, factor)
+            ring = (_max_filter5(p) - p).clamp(min=0)
+            f = features.flatten(2).transpose(1, 2)                                         # (P, h w, C)
+            for weights in (p.flatten(2), ring.flatten(2)):
+                pooled.append(weights @ f / (weights.sum(-1, keepdim=True) + 1))          # (P, M, C)
+        area = prob.flatten(2).mean(-1, keepdim=True)
+        token = iou_token_out[:, None].expand(-1, masks.shape[1], -1)
+        return self.mask_scorer(torch.cat([token, *pooled, area], dim=-1)).squeeze(-1)
 
 
 class ClickMapPromptEncoder(PromptEncoder):
@@ -173,7 +259,8 @@ class ClickMapPromptEncoder(PromptEncoder):
 
 def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_depth: int = 2, num_heads: int = 4,
                          mlp_dim: int = 256, encoder_widths=(32, 48, 96, 128), click_maps: bool = True,
-                         click_sigma: float = 8.0, stride: int = 8) -> Sam:
+                         click_sigma: float = 8.0, stride: int = 8, detail_chans: int = 0,
+                         mask_scoring: bool = False) -> Sam:
     """A small Segment Anything model: :class:`ConvImageEncoder` + the package's prompt encoder and decoder.
 
     Parameters
@@ -192,6 +279,11 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
     stride : {4, 8}
         The embedding's grid is ``image_size / stride`` (SAM: 1/16 of 1024); the decoder's masks come out
         at four times that grid.
+    detail_chans : int
+        Channels of the high-resolution detail path (0: none, SAM's decoder), see
+        :class:`ConvImageEncoder` and :class:`BatchedMaskDecoder`; needs ``stride=8``.
+    mask_scoring : bool
+        An IoU head that sees the candidate masks (:class:`BatchedMaskDecoder`) instead of SAM's.
 
     Returns a ``segment_anything.modeling.Sam`` in training mode, with SAM's pixel mean and std.
     """
@@ -200,7 +292,7 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
     num_heads = check_int("num_heads", num_heads, 1)
     if embed_dim % 16 or (embed_dim // 2) % num_heads:
         raise ValueError(f"`embed_dim` must be a multiple of 16 and embed_dim/2 of `num_heads`, got {embed_dim}, {num_heads}")
-    encoder = ConvImageEncoder(image_size, embed_dim, encoder_widths, stride)
+    encoder = ConvImageEncoder(image_size, embed_dim, encoder_widths, stride, detail_chans)
     grid = image_size // stride
     sam = Sam(
         image_encoder=encoder,
@@ -211,7 +303,8 @@ def build_promptable_sam(image_size: int = 128, embed_dim: int = 64, decoder_dep
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(depth=check_int("decoder_depth", decoder_depth, 1), embedding_dim=embed_dim,
                                           mlp_dim=check_int("mlp_dim", mlp_dim, 8), num_heads=num_heads),
-            transformer_dim=embed_dim, iou_head_depth=3, iou_head_hidden_dim=embed_dim),
+            transformer_dim=embed_dim, iou_head_depth=3, iou_head_hidden_dim=embed_dim,
+            detail_chans=detail_chans, mask_scoring=mask_scoring),
         pixel_mean=list(PIXEL_MEAN), pixel_std=list(PIXEL_STD),
     )
     return sam.train()
@@ -236,6 +329,8 @@ def build_sam_vit_b(weights_path=None) -> Sam:
 def sam_parts_summary(sam: Sam) -> list[dict]:
     """One row per part (image encoder, prompt encoder, mask decoder): parameters and the embedding shape."""
     grid = sam.prompt_encoder.image_embedding_size
+    chans = getattr(sam.image_encoder, "detail_chans", 0)
+    detail = f" + detail {chans}x{2 * grid[0]}x{2 * grid[1]}" if chans else ""
     rows = []
     for name in ("image_encoder", "prompt_encoder", "mask_decoder"):
         part = getattr(sam, name)
@@ -245,6 +340,7 @@ def sam_parts_summary(sam: Sam) -> list[dict]:
     for row in rows:
         row["input"] = {"image_encoder": f"3x{sam.image_encoder.img_size}x{sam.image_encoder.img_size}",
                         "prompt_encoder": "points, boxes, a mask",
-                        "mask_decoder": f"embedding {sam.prompt_encoder.embed_dim}x{grid[0]}x{grid[1]} + prompts",
+                        "mask_decoder": f"embedding {sam.prompt_encoder.embed_dim}x{grid[0]}x{grid[1]}{detail}"
+                                        " + prompts",
                         "total": ""}[row["part"]]
     return rows
