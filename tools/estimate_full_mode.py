@@ -171,8 +171,8 @@ WORKLOADS = {
                        size=128, steps=4000, eval_images=round(9 * nuclei_pixels("val") + nuclei_pixels("test")),
                        load_s=8 * NUCLEI_CROP_S),
                   dict(what="small SAM-style model, 3,000 steps of 8 crops with 2 click rounds; 5-click evaluation "
-                            "of 903 nuclei tiles of 64 px (enlarged to 128 px)", model="promptable", batch=8, size=128,
-                       steps=3000, eval_images=903, load_s=8 * NUCLEI_CROP_S)],
+                            "of 903 nuclei tiles of 64 px (enlarged to 128 px)", model="promptable_detail", batch=8,
+                       size=128, steps=3000, eval_images=903, load_s=8 * NUCLEI_CROP_S)],
         "cpu": [dict(what="writing and reading the 256 images' COCO, CVAT and LabelMe files", seconds=30),
                 dict(what="corrective clicks of the 5-click evaluation, 903 tiles (at the cost of a 128-px tile, an "
                           "upper bound)", seconds=903 * CLICK_EVAL_TILE_S)],
@@ -283,7 +283,7 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
         m = build_maskrcnn_cpu(4, image_size=size)
         return (_detection_step_flops(m, [torch.rand(3, size, size) for _ in range(batch)]),
                 _detection_step_flops(m, [torch.rand(3, size, size)], train=False))
-    if model_name in ("promptable", "promptable_detail"):     # lesson 12's model, lesson 09's (the detail path)
+    if model_name in ("promptable", "promptable_detail"):     # SAM's decoder; with the detail path (lessons 09, 12)
         return _promptable_flops(batch, size, detail=model_name == "promptable_detail")
     if model_name == "mask2former_small":
         return _mask2former_flops(batch, size)
