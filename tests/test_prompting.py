@@ -1,4 +1,5 @@
 """The small promptable model (utils.models.promptable) and its simulated-click training (utils.prompting)."""
+import copy
 import subprocess
 import sys
 
@@ -342,6 +343,26 @@ def test_train_promptable_checks_its_arguments():
         train_promptable(sam, [], 1, opt, box_fraction=2.0)
     with pytest.raises(ValueError, match="`clicks`"):
         train_promptable(sam, [], 1, opt, clicks=0)
+    with pytest.raises(ValueError, match="`grad_clip`"):
+        train_promptable(sam, [], 1, opt, grad_clip=0.0)
+
+
+def test_grad_clip_bounds_the_gradient_norm_of_each_step():
+    torch.manual_seed(0)
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 16, 16, 32))
+    loader = torch.utils.data.DataLoader(_tiny_training_set(), batch_size=4, collate_fn=collate_prompt_crops)
+    batch = next(iter(loader))
+    norms = {}
+    for clip in (None, 1e-3):
+        model = copy.deepcopy(sam)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)        # lr 0: the weights stay, the gradients are kept
+        seen = []
+        opt.register_step_pre_hook(lambda o, a, k, m=model: seen.append(
+            torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in m.parameters() if p.grad is not None]))))
+        train_promptable(model, iter([batch] * 3), 3, opt, clicks=2, grad_clip=clip, progress=False)
+        norms[clip] = torch.stack(seen)
+    assert (norms[None] > 1e-2).all()                               # unclipped: the usual size
+    assert torch.allclose(norms[1e-3], torch.full_like(norms[1e-3], 1e-3), rtol=1e-3)
 
 
 def test_importing_utils_models_does_not_import_segment_anything():
