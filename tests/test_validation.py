@@ -1,8 +1,8 @@
-"""The shared integer check behind every count-like argument of the helpers."""
+"""The shared checks behind every count-like and every positive real argument of the helpers."""
 import numpy as np
 import pytest
 
-from utils.validation import check_int
+from utils.validation import check_int, check_positive
 
 
 def test_accepts_python_and_numpy_integers():
@@ -34,3 +34,13 @@ def test_helpers_use_it_so_a_bool_count_is_refused():
         SceneSegmentationDataset(True, 32)
     with pytest.raises(ValueError, match="`n` must be an int >= 1, got True"):
         make_scenes(True, 32)
+
+
+def test_check_positive_accepts_positive_reals_and_refuses_the_rest():
+    assert check_positive("lr", 3e-3) == 3e-3 and type(check_positive("lr", np.float32(2))) is float
+    assert check_positive("grad_clip", None, none_ok=True) is None
+    for value in (0, -1.0, float("nan"), True, "1", None):
+        with pytest.raises(ValueError, match=r"`lr` must be positive, got"):
+            check_positive("lr", value)
+    with pytest.raises(ValueError, match=r"`grad_clip` must be positive or None, got 0.0"):
+        check_positive("grad_clip", 0.0, none_ok=True)

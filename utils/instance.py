@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from .validation import check_int
+from .validation import check_int, check_positive
 
 
 class RandomHorizontalFlip:
@@ -132,8 +132,7 @@ def train_detection(model, loader, optimizer, epochs: int, *, device=None, sched
     from .runtime import get_device, seed_everything
 
     check_int("epochs", epochs)
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"`grad_clip` must be positive or None, got {grad_clip!r}")
+    check_positive("grad_clip", grad_clip, none_ok=True)
     if seed is not None:
         seed_everything(seed)
     device = get_device() if device is None else torch.device(device)

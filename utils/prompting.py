@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from .classical import click_inside
-from .validation import check_int
+from .validation import check_int, check_positive
 
 __all__ = ["scene_labels", "interior_point", "corrective_click", "sample_points", "sample_corrective_clicks",
            "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable", "fixed_tiles",
@@ -289,8 +289,7 @@ def train_promptable(sam, loader, steps: int, optimizer, *, clicks: int = 3, pro
     prompts_per_image = check_int("prompts_per_image", prompts_per_image)
     if not 0 <= box_fraction <= 1:
         raise ValueError(f"`box_fraction` must be in [0, 1], got {box_fraction}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"`grad_clip` must be positive or None, got {grad_clip!r}")
+    check_positive("grad_clip", grad_clip, none_ok=True)
     device = torch.device(device or next(sam.parameters()).device)
     sam.to(device).train()
     gen = torch.Generator().manual_seed(seed)

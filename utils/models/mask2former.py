@@ -63,7 +63,7 @@ from transformers import (
 from transformers.modeling_outputs import BackboneOutput
 
 from ..scenes import CLASS_NAMES, PANOPTIC_DIVISOR, THING_CLASSES
-from ..validation import check_int
+from ..validation import check_int, check_positive
 
 __all__ = [
     "ConvBackbone",
@@ -603,10 +603,8 @@ def train_mask2former(model, data, steps: int, optimizer=None, device=None, *, b
     if not isinstance(model, Mask2FormerForUniversalSegmentation):
         raise ValueError(f"`model` must be a transformers Mask2FormerForUniversalSegmentation (build_mask2former), "
                          f"got {type(model).__name__}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"`grad_clip` must be positive or None, got {grad_clip!r}")
-    if not lr > 0:
-        raise ValueError(f"`lr` must be positive, got {lr!r}")
+    check_positive("grad_clip", grad_clip, none_ok=True)
+    check_positive("lr", lr)
     for name, flag in (("include_background", include_background), ("flip", flip), ("progress", progress),
                        ("return_terms", return_terms)):
         if not isinstance(flag, bool):

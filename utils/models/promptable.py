@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import Conv2dNormActivation
 
-from ..validation import check_int
+from ..validation import check_int, check_positive
 
 try:
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
@@ -218,9 +218,7 @@ class ClickMapPromptEncoder(PromptEncoder):
 
     def __init__(self, *args, click_sigma: float = 8.0, **kwargs):
         super().__init__(*args, **kwargs)
-        if not click_sigma > 0:
-            raise ValueError(f"`click_sigma` must be positive, got {click_sigma}")
-        self.click_sigma = float(click_sigma)
+        self.click_sigma = check_positive("click_sigma", click_sigma)
         self.click_downscaling = nn.Sequential(
             nn.Conv2d(3, 8, kernel_size=2, stride=2), nn.GELU(),
             nn.Conv2d(8, 32, kernel_size=2, stride=2), nn.GELU(),
