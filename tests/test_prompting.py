@@ -83,6 +83,31 @@ def test_sampled_points_are_uniform_over_the_mask():
         assert 700 < counts[y, x] < 900
 
 
+def test_interior_points_are_drawn_in_proportion_to_the_distance_from_the_boundary():
+    # a 3 x 5 rectangle: its boundary pixels are 1 from the outside, the 3 middle ones 2 (weights sum to 18)
+    g = torch.Generator().manual_seed(3)
+    masks = torch.zeros(9000, 5, 7, dtype=torch.bool)
+    masks[:, 1:4, 1:6] = True
+    pts = sample_points(masks, g, where="interior").long()
+    counts = torch.zeros(5, 7)
+    counts.index_put_((pts[:, 1], pts[:, 0]), torch.ones(len(pts)), accumulate=True)
+    assert counts.sum() == 9000 and counts[~masks[0]].sum() == 0
+    middle = torch.zeros(5, 7, dtype=torch.bool)
+    middle[2, 2:5] = True
+    # expected 1,000 per middle pixel and 500 per boundary pixel; about 4 standard deviations either side
+    assert ((counts[middle] > 880) & (counts[middle] < 1120)).all()
+    assert ((counts[masks[0] & ~middle] > 410) & (counts[masks[0] & ~middle] < 590)).all()
+    # one mask's distances never leak into another's: a thin mask next to a thick one keeps its own weights
+    two = torch.zeros(2, 6, 6, dtype=torch.bool)
+    two[0, :, :] = True
+    two[1, 0, :] = True
+    for _ in range(10):
+        x, y = sample_points(two, g, where="interior")[1].long().tolist()
+        assert y == 0
+    with pytest.raises(ValueError, match="`where`"):
+        sample_points(masks[:1], g, where="centre")
+
+
 def test_sampled_corrective_clicks_lie_in_the_error_region_with_the_truth_as_label():
     g = torch.Generator().manual_seed(1)
     truth = torch.zeros(3, 12, 12, dtype=torch.bool)
@@ -345,6 +370,29 @@ def test_train_promptable_checks_its_arguments():
         train_promptable(sam, [], 1, opt, clicks=0)
     with pytest.raises(ValueError, match="`grad_clip`"):
         train_promptable(sam, [], 1, opt, grad_clip=0.0)
+    with pytest.raises(ValueError, match="`first_click`"):
+        train_promptable(sam, [], 1, opt, first_click="centre")
+
+
+def test_first_click_chooses_where_round_one_is_sampled(monkeypatch):
+    import utils.prompting as prompting
+
+    sam = build_promptable_sam(image_size=64, embed_dim=32, num_heads=2, mlp_dim=64, encoder_widths=(8, 16, 16, 32))
+    loader = torch.utils.data.DataLoader(_tiny_training_set(), batch_size=4, collate_fn=collate_prompt_crops)
+    batch = next(iter(loader))
+    seen = []
+
+    def spy(masks, generator=None, where="uniform"):
+        seen.append(where)
+        return sample_points(masks, generator, where)
+
+    monkeypatch.setattr(prompting, "sample_points", spy)
+    for first_click in ("interior", "uniform"):
+        seen.clear()
+        opt = torch.optim.Adam(sam.parameters(), lr=1e-3)
+        history = train_promptable(sam, iter([batch] * 2), 2, opt, clicks=2, box_fraction=0.0, first_click=first_click,
+                                   progress=False)
+        assert seen == [first_click] * 2 and np.isfinite(history).all()
 
 
 def test_grad_clip_bounds_the_gradient_norm_of_each_step():

@@ -1,0 +1,31 @@
+"""tools/promptable_trials.py on a few crops and steps: it trains, evaluates and writes one JSON line per seed."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tool_loader import load_tool
+
+trials = load_tool("promptable_trials")
+
+
+def test_trials_write_one_line_per_seed_with_the_lessons_measures(tmp_path, capsys):
+    train_set, scenes, (tiles, labels, kinds) = trials.lesson_data(n_scenes=4, samples=8, test_scenes=2,
+                                                                    tiles_per_image=1)
+    assert len(scenes[0]) == 2 and len(tiles) == len(labels) == len(kinds) and set(kinds) <= {"fluo", "color", "bright"}
+    # the first tiles of each kind, so that the per-kind figures are exercised
+    keep = [next(i for i, k in enumerate(kinds) if k == kind) for kind in sorted(set(kinds))]
+    data = (train_set, scenes, ([tiles[i] for i in keep], [labels[i] for i in keep], kinds[keep]))
+    out = tmp_path / "trials.jsonl"
+    assert trials.main(["--seeds", "0", "1", "--steps", "2", "--first-click", "interior", "--no-grad-clip",
+                        "--out", str(out)], data=data) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["seed"] for r in lines] == [0, 1]
+    assert capsys.readouterr().out.splitlines() == out.read_text().splitlines()
+    for r in lines:
+        assert r["steps"] == 2 and r["first_click"] == "interior" and r["grad_clip"] is None
+        assert len(r["scenes_iou"]) == len(r["nuclei_iou"]) == 5
+        assert all(0 <= v <= 1 for v in r["scenes_iou"] + r["nuclei_iou"])
+        assert set(r["nuclei_1click_by_kind"]) == set(kinds)
+        assert r["nuclei_objects"] == sum(len(np.unique(labels[i][labels[i] > 0])) for i in keep)
