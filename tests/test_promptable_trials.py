@@ -1,11 +1,15 @@
-"""tools/promptable_trials.py on a few crops and steps: it trains, evaluates and writes one JSON line per seed."""
+"""tools/promptable_trials.py on a few crops and steps: it trains, evaluates and writes one JSON line per seed; kind
+weights repeat the training images of a kind."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
 from tool_loader import load_tool
+
+from utils.nuclei import image_kind
 
 trials = load_tool("promptable_trials")
 
@@ -29,3 +33,16 @@ def test_trials_write_one_line_per_seed_with_the_lessons_measures(tmp_path, caps
         assert all(0 <= v <= 1 for v in r["scenes_iou"] + r["nuclei_iou"])
         assert set(r["nuclei_1click_by_kind"]) == set(kinds)
         assert r["nuclei_objects"] == sum(len(np.unique(labels[i][labels[i] > 0])) for i in keep)
+
+
+def test_kind_weights_repeat_the_training_images_of_a_kind():
+    plain = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1)[0].datasets[1]
+    weighted = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1,
+                                  kind_weights={"color": 3})[0].datasets[1]
+    colour = sum(image_kind(im) == "color" for im in plain.images)
+    assert colour > 0 and len(weighted.images) == len(plain.images) + 2 * colour
+    assert sum(image_kind(im) == "color" for im in weighted.images) == 3 * colour
+    with pytest.raises(ValueError, match="`kind_weights`"):
+        trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1, kind_weights={"colour": 2})
+    with pytest.raises(SystemExit):
+        trials.main(["--kind-weight", "color=two"], data=())

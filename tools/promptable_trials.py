@@ -4,6 +4,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 2 3                 # the lesson's recipe, four seeds
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --pct-start 0.1 --no-grad-clip
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --first-click interior --click-sigma 4
+    .venv/bin/python tools/promptable_trials.py --seeds 0 1 --kind-weight color=2     # more crops of stained tissue
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
 changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
@@ -33,9 +34,13 @@ SIZE = 128
 NUCLEI_ZOOM = 2
 
 
-def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60, tiles_per_image: int = 4):
+def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60, tiles_per_image: int = 4,
+                kind_weights: dict | None = None):
     """Lesson 09's training set and held-out objects: ``(train_set, scenes (images, labels), nuclei (images, labels,
-    kinds))``, the kinds one per tile."""
+    kinds))``, the kinds one per tile.
+
+    ``kind_weights`` (``{"color": 2}``, whole numbers) lists each training nuclei image of that kind so many times, so
+    that random crops come from it so many times as often (the lesson: every image once)."""
     import numpy as np
     from torch.utils.data import ConcatDataset
 
@@ -45,10 +50,17 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
 
     train_scenes = make_scenes(n_scenes, SIZE, "train")
     nuclei = NucleiSegmentation("train")
+    kind_weights = dict(kind_weights or {})
+    for kind, weight in kind_weights.items():
+        if kind not in ("fluo", "color", "bright") or not isinstance(weight, int) or weight < 1:
+            raise ValueError(f"`kind_weights` must map fluo, color or bright to a whole number >= 1, got {kind!r}: {weight!r}")
+    repeats = [kind_weights.get(image_kind(image), 1) for image in nuclei.images]
+    nuclei_images = [im for im, r in zip(nuclei.images, repeats) for _ in range(r)]
+    nuclei_labels = [lab for lab, r in zip(nuclei.labels, repeats) for _ in range(r)]
     train_set = ConcatDataset([
         PromptCrops([s.image for s in train_scenes], [scene_labels(s) for s in train_scenes], SIZE,
                     samples_per_epoch=samples),
-        PromptCrops(*enlarge(nuclei.images, nuclei.labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=samples),
+        PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=samples),
     ])
     held_out = make_scenes(test_scenes, SIZE, "test")
     scenes = ([s.image for s in held_out], [scene_labels(s) for s in held_out])
@@ -110,14 +122,22 @@ def main(argv=None, data=None) -> int:
     parser.add_argument("--no-grad-clip", action="store_true")
     parser.add_argument("--first-click", choices=("uniform", "interior"), default="uniform")
     parser.add_argument("--click-sigma", type=float, default=8.0)
+    parser.add_argument("--kind-weight", action="append", default=[], metavar="KIND=N",
+                        help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
     parser.add_argument("--out", type=Path, help="a JSON-lines file the results are appended to")
     args = parser.parse_args(argv)
-    data = data if data is not None else lesson_data()
+    kind_weights = {}
+    for item in args.kind_weight:
+        kind, _, weight = item.partition("=")
+        if not weight.isdigit():
+            parser.error(f"--kind-weight must be KIND=N with N a whole number, got {item!r}")
+        kind_weights[kind] = int(weight)
+    data = data if data is not None else lesson_data(kind_weights=kind_weights)
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
                      click_sigma=args.click_sigma)
-        line = json.dumps(result)
+        line = json.dumps({**result, "kind_weights": kind_weights})
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:
