@@ -46,3 +46,12 @@ def test_kind_weights_repeat_the_training_images_of_a_kind():
         trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1, kind_weights={"colour": 2})
     with pytest.raises(SystemExit):
         trials.main(["--kind-weight", "color=two"], data=())
+
+
+def test_the_validation_split_gives_other_held_out_objects():
+    _, test_scenes, test_nuclei = trials.lesson_data(n_scenes=2, samples=4, test_scenes=2, tiles_per_image=1)
+    _, val_scenes, val_nuclei = trials.lesson_data(n_scenes=2, samples=4, test_scenes=2, tiles_per_image=1, split="val")
+    assert not np.array_equal(test_scenes[0][0], val_scenes[0][0])
+    assert len(val_nuclei[0]) and len(val_nuclei[0]) != len(test_nuclei[0])
+    with pytest.raises(ValueError, match="`split`"):
+        trials.lesson_data(split="train")

@@ -5,6 +5,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --pct-start 0.1 --no-grad-clip
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --first-click interior --click-sigma 4
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --kind-weight color=2     # more crops of stained tissue
+    .venv/bin/python tools/promptable_trials.py --seeds 0 1 --split val               # choose on validation images
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
 changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
@@ -35,12 +36,15 @@ NUCLEI_ZOOM = 2
 
 
 def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60, tiles_per_image: int = 4,
-                kind_weights: dict | None = None):
+                kind_weights: dict | None = None, split: str = "test"):
     """Lesson 09's training set and held-out objects: ``(train_set, scenes (images, labels), nuclei (images, labels,
     kinds))``, the kinds one per tile.
 
     ``kind_weights`` (``{"color": 2}``, whole numbers) lists each training nuclei image of that kind so many times, so
-    that random crops come from it so many times as often (the lesson: every image once)."""
+    that random crops come from it so many times as often (the lesson: every image once). ``split="val"`` measures
+    on the validation scenes and nuclei instead of the test ones: choose a setting there, then confirm it on "test"."""
+    if split not in ("val", "test"):
+        raise ValueError(f"`split` must be 'val' or 'test', got {split!r}")
     import numpy as np
     from torch.utils.data import ConcatDataset
 
@@ -62,9 +66,9 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
                     samples_per_epoch=samples),
         PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=samples),
     ])
-    held_out = make_scenes(test_scenes, SIZE, "test")
+    held_out = make_scenes(test_scenes, SIZE, split)
     scenes = ([s.image for s in held_out], [scene_labels(s) for s in held_out])
-    test = NucleiSegmentation("test")
+    test = NucleiSegmentation(split)
     images, labels, kinds = [], [], []
     for image, lab in zip(test.images, test.labels):       # the lesson's fixed_tiles call, image by image
         tiles, tile_labels = fixed_tiles([image], [lab], SIZE // NUCLEI_ZOOM, max_tiles_per_image=tiles_per_image)
@@ -124,6 +128,8 @@ def main(argv=None, data=None) -> int:
     parser.add_argument("--click-sigma", type=float, default=8.0)
     parser.add_argument("--kind-weight", action="append", default=[], metavar="KIND=N",
                         help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
+    parser.add_argument("--split", choices=("val", "test"), default="test",
+                        help="the held-out objects measured: the lesson's test ones, or validation ones to choose on")
     parser.add_argument("--out", type=Path, help="a JSON-lines file the results are appended to")
     args = parser.parse_args(argv)
     kind_weights = {}
@@ -132,12 +138,12 @@ def main(argv=None, data=None) -> int:
         if not weight.isdigit():
             parser.error(f"--kind-weight must be KIND=N with N a whole number, got {item!r}")
         kind_weights[kind] = int(weight)
-    data = data if data is not None else lesson_data(kind_weights=kind_weights)
+    data = data if data is not None else lesson_data(kind_weights=kind_weights, split=args.split)
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
                      click_sigma=args.click_sigma)
-        line = json.dumps({**result, "kind_weights": kind_weights})
+        line = json.dumps({**result, "kind_weights": kind_weights, "split": args.split})
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:
