@@ -55,3 +55,29 @@ def test_the_validation_split_gives_other_held_out_objects():
     assert len(val_nuclei[0]) and len(val_nuclei[0]) != len(test_nuclei[0])
     with pytest.raises(ValueError, match="`split`"):
         trials.lesson_data(split="train")
+
+
+def test_the_tool_trains_with_lesson_09s_settings():
+    # the tool repeats the lesson's recipe: when the notebook's settings change, this fails until the tool follows
+    import inspect
+
+    import nbformat
+
+    notebook = nbformat.read(trials.ROOT / "notebooks" / "09_segment_anything.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    run = inspect.signature(trials.run).parameters
+    data = inspect.signature(trials.lesson_data).parameters
+    assert f"NUCLEI_ZOOM = {trials.NUCLEI_ZOOM}" in code and f"SIZE = {trials.SIZE}" in code
+    assert f"steps = by_mode(smoke=4, default={run['steps'].default}," in code
+    assert f"pct_start={run['pct_start'].default})" in code and f"grad_clip={run['grad_clip'].default}," in code
+    assert "lr=3e-3" in code and run["lr"].default == 3e-3
+    assert f"n_scenes = by_mode(smoke=16, default={data['n_scenes'].default}," in code
+    assert f"samples = by_mode(smoke=32, default={data['samples'].default}," in code
+    assert f"by_mode(smoke=3, default={data['test_scenes'].default}," in code
+    assert f"max_tiles_per_image=by_mode(smoke=1, default={data['tiles_per_image'].default}," in code
+    assert "build_promptable_sam(image_size=128, detail_chans=16, mask_scoring=True)" in code
+    assert "clicks=2, prompts_per_image=6,\n                           box_fraction=0.25" in code
+    assert "batch_size=8, shuffle=True" in code and "first_click" not in code and "click_sigma" not in code
+    source = inspect.getsource(trials)
+    assert "detail_chans=16, mask_scoring=True" in source and "clicks=2, prompts_per_image=6" in source
+    assert "box_fraction=0.25" in source and "batch_size=8, shuffle=True" in source

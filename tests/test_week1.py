@@ -370,6 +370,19 @@ def test_click_inside_lands_at_the_centre_of_a_disc():
         classical.click_inside(np.zeros((5, 5), bool))
 
 
+def test_distance_to_edge_counts_the_border_as_an_edge():
+    import doctest
+
+    bar = np.zeros((5, 9), bool)
+    bar[1:4, 2:9] = True                                   # touches the right border
+    dist = classical.distance_to_edge(bar)
+    assert (dist[~bar] == 0).all() and dist[2, 4] == 2 and dist[2, 8] == 1 and dist[1, 5] == 1
+    np.testing.assert_array_equal(dist, ndi.distance_transform_edt(np.pad(bar, 1))[1:-1, 1:-1])
+    assert doctest.testmod(classical, extraglobs={"np": np}).failed == 0
+    with pytest.raises(ValueError, match="`mask`"):
+        classical.distance_to_edge(np.ones((2, 2, 2), bool))
+
+
 def test_pick_foreground_keeps_the_side_off_the_border():
     inner = np.zeros((20, 20), bool)
     inner[5:15, 5:15] = True

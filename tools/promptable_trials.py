@@ -57,7 +57,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     kind_weights = dict(kind_weights or {})
     for kind, weight in kind_weights.items():
         if kind not in ("fluo", "color", "bright") or not isinstance(weight, int) or weight < 1:
-            raise ValueError(f"`kind_weights` must map fluo, color or bright to a whole number >= 1, got {kind!r}: {weight!r}")
+            raise ValueError(f"`kind_weights` must map fluo, color or bright to a whole number >= 1, "
+                             f"got {kind!r}: {weight!r}")
     repeats = [kind_weights.get(image_kind(image), 1) for image in nuclei.images]
     nuclei_images = [im for im, r in zip(nuclei.images, repeats) for _ in range(r)]
     nuclei_labels = [lab for lab, r in zip(nuclei.labels, repeats) for _ in range(r)]

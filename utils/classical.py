@@ -129,14 +129,26 @@ def click_inside(mask) -> tuple[int, int]:
         ``(row, col)`` of the pixel with the largest distance to the nearest background pixel
         (the first one in row-major order on ties), so a seed there sits well inside the object.
     """
-    from scipy import ndimage as ndi
-
     m = _as_binary(mask, "mask")
     if not m.any():
         raise ValueError("`mask` is empty: there is no object to click inside")
-    dist = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    dist = distance_to_edge(m)
     row, col = np.unravel_index(int(np.argmax(dist)), m.shape)
     return int(row), int(col)
+
+
+def distance_to_edge(mask) -> np.ndarray:
+    """Each pixel's Euclidean distance to the nearest pixel outside ``mask`` (0 outside), the image border
+    counting as outside: an object cut by the border is not deepest at the border.
+
+    >>> distance_to_edge(np.ones((3, 4), bool))
+    array([[1., 1., 1., 1.],
+           [1., 2., 2., 1.],
+           [1., 1., 1., 1.]])
+    """
+    from scipy import ndimage as ndi
+
+    return ndi.distance_transform_edt(np.pad(_as_binary(mask, "mask"), 1))[1:-1, 1:-1]
 
 
 def border_pixels(image, width: int = 4) -> np.ndarray:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .classical import click_inside
+from .classical import click_inside, distance_to_edge
 from .validation import check_int, check_positive
 
-__all__ = ["scene_labels", "interior_point", "corrective_click", "FIRST_CLICKS", "sample_points", "sample_corrective_clicks",
-           "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable", "fixed_tiles",
+__all__ = ["scene_labels", "interior_point", "corrective_click", "FIRST_CLICKS", "sample_points",
+           "sample_corrective_clicks", "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable", "fixed_tiles",
            "click_evaluation", "mask_iou", "enlarge"]
 
 
@@ -108,9 +108,7 @@ def sample_points(masks: torch.Tensor, generator=None, where: str = "uniform") -
     if (flat.sum(1) == 0).any():
         raise ValueError("`masks` has an empty mask: cannot sample a point inside it")
     if where == "interior":
-        from scipy.ndimage import distance_transform_edt
-
-        distance = np.stack([distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1] for m in masks.cpu().numpy()])
+        distance = np.stack([distance_to_edge(m) for m in masks.cpu().numpy()])
         flat = torch.from_numpy(distance).flatten(1).float()
     index = _uniform_index(flat, generator)
     width = masks.shape[-1]
