@@ -44,3 +44,12 @@ def test_check_positive_accepts_positive_reals_and_refuses_the_rest():
             check_positive("lr", value)
     with pytest.raises(ValueError, match=r"`grad_clip` must be positive or None, got 0.0"):
         check_positive("grad_clip", 0.0, none_ok=True)
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    import utils.validation
+
+    result = doctest.testmod(utils.validation)
+    assert result.attempted >= 2 and result.failed == 0
