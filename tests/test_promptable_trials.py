@@ -48,6 +48,16 @@ def test_kind_weights_repeat_the_training_images_of_a_kind():
         trials.main(["--kind-weight", "color=two"], data=())
 
 
+def test_the_nuclei_share_splits_the_crops_of_an_epoch():
+    even = trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1)[0]
+    assert [len(d) for d in even.datasets] == [6, 6]                  # the lesson: as many crops of each
+    more = trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1, nuclei_share=0.75)[0]
+    assert [len(d) for d in more.datasets] == [3, 9]
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError, match="`nuclei_share`"):
+            trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1, nuclei_share=bad)
+
+
 def test_the_validation_split_gives_other_held_out_objects():
     _, test_scenes, test_nuclei = trials.lesson_data(n_scenes=2, samples=4, test_scenes=2, tiles_per_image=1)
     _, val_scenes, val_nuclei = trials.lesson_data(n_scenes=2, samples=4, test_scenes=2, tiles_per_image=1, split="val")

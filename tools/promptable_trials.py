@@ -6,6 +6,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --first-click interior --click-sigma 4
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --kind-weight color=2     # more crops of stained tissue
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --split val               # choose on validation images
+    .venv/bin/python tools/promptable_trials.py --seeds 0 1 --nuclei-share 0.67       # two nuclei crops per scene crop
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
 changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
@@ -36,15 +37,20 @@ NUCLEI_ZOOM = 2
 
 
 def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60, tiles_per_image: int = 4,
-                kind_weights: dict | None = None, split: str = "test"):
+                kind_weights: dict | None = None, split: str = "test", nuclei_share: float = 0.5):
     """Lesson 09's training set and held-out objects: ``(train_set, scenes (images, labels), nuclei (images, labels,
     kinds))``, the kinds one per tile.
 
     ``kind_weights`` (``{"color": 2}``, whole numbers) lists each training nuclei image of that kind so many times, so
     that random crops come from it so many times as often (the lesson: every image once). ``split="val"`` measures
-    on the validation scenes and nuclei instead of the test ones: choose a setting there, then confirm it on "test"."""
+    on the validation scenes and nuclei instead of the test ones: choose a setting there, then confirm it on "test".
+    ``nuclei_share`` is the share of the ``2 * samples`` random crops per epoch taken from the nuclei (the lesson: half,
+    ``samples`` crops of each), the rest from the scenes."""
     if split not in ("val", "test"):
         raise ValueError(f"`split` must be 'val' or 'test', got {split!r}")
+    if not 0 < nuclei_share < 1:
+        raise ValueError(f"`nuclei_share` must be between 0 and 1 (exclusive), got {nuclei_share!r}")
+    nuclei_samples = round(2 * samples * nuclei_share)
     import numpy as np
     from torch.utils.data import ConcatDataset
 
@@ -64,8 +70,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     nuclei_labels = [lab for lab, r in zip(nuclei.labels, repeats) for _ in range(r)]
     train_set = ConcatDataset([
         PromptCrops([s.image for s in train_scenes], [scene_labels(s) for s in train_scenes], SIZE,
-                    samples_per_epoch=samples),
-        PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=samples),
+                    samples_per_epoch=2 * samples - nuclei_samples),
+        PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=nuclei_samples),
     ])
     held_out = make_scenes(test_scenes, SIZE, split)
     scenes = ([s.image for s in held_out], [scene_labels(s) for s in held_out])
@@ -131,6 +137,8 @@ def main(argv=None, data=None) -> int:
                         help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
     parser.add_argument("--split", choices=("val", "test"), default="test",
                         help="the held-out objects measured: the lesson's test ones, or validation ones to choose on")
+    parser.add_argument("--nuclei-share", type=float, default=0.5,
+                        help="share of the training crops taken from the nuclei images (the lesson: 0.5)")
     parser.add_argument("--out", type=Path, help="a JSON-lines file the results are appended to")
     args = parser.parse_args(argv)
     kind_weights = {}
@@ -139,12 +147,14 @@ def main(argv=None, data=None) -> int:
         if not weight.isdigit():
             parser.error(f"--kind-weight must be KIND=N with N a whole number, got {item!r}")
         kind_weights[kind] = int(weight)
-    data = data if data is not None else lesson_data(kind_weights=kind_weights, split=args.split)
+    data = data if data is not None else lesson_data(kind_weights=kind_weights, split=args.split,
+                                                         nuclei_share=args.nuclei_share)
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
                      click_sigma=args.click_sigma)
-        line = json.dumps({**result, "kind_weights": kind_weights, "split": args.split})
+        line = json.dumps({**result, "kind_weights": kind_weights, "nuclei_share": args.nuclei_share,
+                           "split": args.split})
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:
