@@ -86,7 +86,7 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
 
 
 def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float = 0.3, grad_clip: float | None = 2.0,
-        first_click: str = "uniform", click_sigma: float = 8.0) -> dict:
+        first_click: str = "uniform", click_sigma: float = 8.0, prompts_per_image: int = 6) -> dict:
     """Train one model with lesson 09's recipe and these settings; its held-out IoUs as a dict."""
     import numpy as np
     import torch
@@ -104,8 +104,9 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     optimizer = torch.optim.AdamW(sam.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=pct_start)
     start = time.perf_counter()
-    history = train_promptable(sam, loader, steps, optimizer, scheduler=scheduler, clicks=2, prompts_per_image=6,
-                               box_fraction=0.25, grad_clip=grad_clip, first_click=first_click, progress=False)
+    history = train_promptable(sam, loader, steps, optimizer, scheduler=scheduler, clicks=2,
+                               prompts_per_image=prompts_per_image, box_fraction=0.25, grad_clip=grad_clip,
+                               first_click=first_click, progress=False)
     train_s = time.perf_counter() - start
     on_scenes = click_evaluation(sam, *scenes, 5, progress=False)
     on_nuclei = click_evaluation(sam, tiles, tile_labels, 5, progress=False)
@@ -114,7 +115,8 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     first = on_nuclei["iou"][:, 0]
     return {
         "seed": seed, "steps": steps, "lr": lr, "pct_start": pct_start, "grad_clip": grad_clip,
-        "first_click": first_click, "click_sigma": click_sigma, "train_s": round(train_s, 1),
+        "first_click": first_click, "click_sigma": click_sigma, "prompts_per_image": prompts_per_image,
+        "train_s": round(train_s, 1),
         "final_loss": round(float(np.mean(history[-100:])), 4),
         "scenes_iou": [round(float(v), 3) for v in on_scenes["mean_iou"]], "scene_objects": on_scenes["objects"],
         "nuclei_iou": [round(float(v), 3) for v in on_nuclei["mean_iou"]], "nuclei_objects": on_nuclei["objects"],
@@ -133,6 +135,8 @@ def main(argv=None, data=None) -> int:
     parser.add_argument("--no-grad-clip", action="store_true")
     parser.add_argument("--first-click", choices=("uniform", "interior"), default="uniform")
     parser.add_argument("--click-sigma", type=float, default=8.0)
+    parser.add_argument("--prompts-per-image", type=int, default=6,
+                        help="objects prompted per training crop and step (the lesson: 6)")
     parser.add_argument("--kind-weight", action="append", default=[], metavar="KIND=N",
                         help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
     parser.add_argument("--split", choices=("val", "test"), default="test",
@@ -152,7 +156,7 @@ def main(argv=None, data=None) -> int:
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
-                     click_sigma=args.click_sigma)
+                     click_sigma=args.click_sigma, prompts_per_image=args.prompts_per_image)
         line = json.dumps({**result, "kind_weights": kind_weights, "nuclei_share": args.nuclei_share,
                            "split": args.split})
         print(line, flush=True)
