@@ -48,11 +48,14 @@ def test_kind_weights_repeat_the_training_images_of_a_kind():
         trials.main(["--kind-weight", "color=two"], data=())
 
 
-def test_the_nuclei_share_splits_the_crops_of_an_epoch():
+def test_the_nuclei_share_and_object_crops_reach_the_datasets():
     even = trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1)[0]
     assert [len(d) for d in even.datasets] == [6, 6]                  # the lesson: as many crops of each
     more = trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1, nuclei_share=0.75)[0]
     assert [len(d) for d in more.datasets] == [3, 9]
+    assert [d.object_crops for d in even.datasets] == [0, 0]                  # the lesson: crops anywhere
+    centred = trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1, object_crops=0.5)[0]
+    assert [d.object_crops for d in centred.datasets] == [0, 0.5]             # on the nuclei only
     for bad in (0, 1, 1.5):
         with pytest.raises(ValueError, match="`nuclei_share`"):
             trials.lesson_data(n_scenes=2, samples=6, test_scenes=1, tiles_per_image=1, nuclei_share=bad)

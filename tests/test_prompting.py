@@ -149,6 +149,45 @@ def test_prompt_crops_random_and_fixed():
         PromptCrops([scene.image], [], size=32)
 
 
+def test_object_crops_hold_an_object_where_random_crops_are_mostly_empty():
+    # one small square object in a corner of a large empty image, and an empty image that is never chosen
+    image = np.zeros((200, 200, 3), np.uint8)
+    labels = np.zeros((200, 200), np.int64)
+    labels[10:16, 170:176] = 7
+    empty = np.zeros((200, 200), np.int64)
+    torch.manual_seed(0)
+    anywhere = PromptCrops([image, image], [labels, empty], size=32, samples_per_epoch=200)
+    assert np.mean([len(anywhere[i][1]) for i in range(200)]) < 0.1
+    centred = PromptCrops([image, image], [labels, empty], size=32, samples_per_epoch=200, object_crops=1.0)
+    crops = [centred[i][1] for i in range(200)]
+    assert all(len(m) == 1 and m[0].sum() >= 12 for m in crops)              # the object's centre (12, 172) is in
+    assert len({tuple(np.argwhere(m[0].numpy())[0]) for m in crops}) > 20   # at many positions in the crop
+    half = PromptCrops([image], [labels], size=32, samples_per_epoch=400, object_crops=0.5)
+    share = np.mean([len(half[i][1]) for i in range(400)])
+    assert 0.4 < share < 0.6
+    with pytest.raises(ValueError, match="`object_crops`"):
+        PromptCrops([image], [labels], size=32, samples_per_epoch=4, object_crops=1.5)
+    with pytest.raises(ValueError, match="`object_crops`"):
+        PromptCrops([image], [empty], size=32, samples_per_epoch=4, object_crops=0.5)
+
+
+def test_object_crops_off_draw_the_same_crops_as_before():
+    # without object crops a crop costs four random draws (image, row, column, flip), as before the option
+    # existed, so that the lessons' crops stay what they were for a seed
+    scene = make_scene(5, 96)
+    crops = PromptCrops([scene.image], [scene_labels(scene)], size=48, samples_per_epoch=5)
+    torch.manual_seed(3)
+    got = [crops[i][0] for i in range(5)]
+    torch.manual_seed(3)
+    for image in got:
+        torch.randint(1, ())
+        y, x = int(torch.randint(49, ())), int(torch.randint(49, ()))
+        expected = scene.image[y:y + 48, x:x + 48]
+        if torch.rand(()) < 0.5:
+            expected = expected[:, ::-1]
+        assert np.array_equal(image.numpy().transpose(1, 2, 0), expected)
+
+
 def test_fixed_tiles_keep_tiles_with_objects_only():
     labels = np.zeros((64, 96), np.int64)
     labels[5:15, 5:15] = 1          # tile (0, 0)

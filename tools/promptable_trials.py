@@ -7,6 +7,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --kind-weight color=2     # more crops of stained tissue
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --split val               # choose on validation images
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --nuclei-share 0.67       # two nuclei crops per scene crop
+    .venv/bin/python tools/promptable_trials.py --seeds 0 1 --object-crops 0.5        # half the nuclei crops on one
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
 changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
@@ -37,7 +38,8 @@ NUCLEI_ZOOM = 2
 
 
 def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60, tiles_per_image: int = 4,
-                kind_weights: dict | None = None, split: str = "test", nuclei_share: float = 0.5):
+                kind_weights: dict | None = None, split: str = "test", nuclei_share: float = 0.5,
+                object_crops: float = 0.0):
     """Lesson 09's training set and held-out objects: ``(train_set, scenes (images, labels), nuclei (images, labels,
     kinds))``, the kinds one per tile.
 
@@ -45,7 +47,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     that random crops come from it so many times as often (the lesson: every image once). ``split="val"`` measures
     on the validation scenes and nuclei instead of the test ones: choose a setting there, then confirm it on "test".
     ``nuclei_share`` is the share of the ``2 * samples`` random crops per epoch taken from the nuclei (the lesson: half,
-    ``samples`` crops of each), the rest from the scenes."""
+    ``samples`` crops of each), the rest from the scenes. ``object_crops`` is the share of the nuclei crops placed
+    around a nucleus (``PromptCrops``; the lesson: 0, every crop anywhere)."""
     if split not in ("val", "test"):
         raise ValueError(f"`split` must be 'val' or 'test', got {split!r}")
     if not 0 < nuclei_share < 1:
@@ -71,7 +74,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     train_set = ConcatDataset([
         PromptCrops([s.image for s in train_scenes], [scene_labels(s) for s in train_scenes], SIZE,
                     samples_per_epoch=2 * samples - nuclei_samples),
-        PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=nuclei_samples),
+        PromptCrops(*enlarge(nuclei_images, nuclei_labels, NUCLEI_ZOOM), SIZE, samples_per_epoch=nuclei_samples,
+                    object_crops=object_crops),
     ])
     held_out = make_scenes(test_scenes, SIZE, split)
     scenes = ([s.image for s in held_out], [scene_labels(s) for s in held_out])
@@ -143,6 +147,8 @@ def main(argv=None, data=None) -> int:
                         help="the held-out objects measured: the lesson's test ones, or validation ones to choose on")
     parser.add_argument("--nuclei-share", type=float, default=0.5,
                         help="share of the training crops taken from the nuclei images (the lesson: 0.5)")
+    parser.add_argument("--object-crops", type=float, default=0.0,
+                        help="share of the nuclei crops placed around a nucleus (the lesson: 0)")
     parser.add_argument("--out", type=Path, help="a JSON-lines file the results are appended to")
     args = parser.parse_args(argv)
     kind_weights = {}
@@ -152,13 +158,13 @@ def main(argv=None, data=None) -> int:
             parser.error(f"--kind-weight must be KIND=N with N a whole number, got {item!r}")
         kind_weights[kind] = int(weight)
     data = data if data is not None else lesson_data(kind_weights=kind_weights, split=args.split,
-                                                         nuclei_share=args.nuclei_share)
+                                                         nuclei_share=args.nuclei_share, object_crops=args.object_crops)
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
                      click_sigma=args.click_sigma, prompts_per_image=args.prompts_per_image)
         line = json.dumps({**result, "kind_weights": kind_weights, "nuclei_share": args.nuclei_share,
-                           "split": args.split})
+                           "object_crops": args.object_crops, "split": args.split})
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:

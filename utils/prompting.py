@@ -179,9 +179,17 @@ class PromptCrops(torch.utils.data.Dataset):
         Random crops (a random image, a random position, a random flip) instead of one centred crop per image.
     min_area : int
         Objects smaller than this many pixels inside a crop are dropped (a sliver cut by the border).
+    object_crops : float
+        With ``samples_per_epoch``, the share of random crops placed around an object: a random object of
+        the image (each object as likely), then a random position among those whose crop holds the centre
+        of the object's bounding box. The others, and all crops when it is 0 (the default), take any
+        position. Where objects are sparse, as nuclei in a large image, a crop at any position is often
+        empty and teaches nothing; nnU-Net forces a third of its training patches onto the foreground for
+        the same reason (F. Isensee et al., Nature Methods 2021).
     """
 
-    def __init__(self, images, labels, size: int = 128, samples_per_epoch: int | None = None, min_area: int = 12):
+    def __init__(self, images, labels, size: int = 128, samples_per_epoch: int | None = None, min_area: int = 12,
+                 object_crops: float = 0.0):
         if len(images) != len(labels) or not len(images):
             raise ValueError(f"`images` and `labels` must be non-empty lists of one length, got {len(images)} and {len(labels)}")
         self.size = check_int("size", size, 16)
@@ -193,13 +201,35 @@ class PromptCrops(torch.utils.data.Dataset):
             if min(lab.shape) < self.size:
                 raise ValueError(f"`images[{i}]` is {lab.shape}, smaller than `size` {self.size}")
         self.images, self.labels = list(images), list(labels)
+        if not 0 <= object_crops <= 1:
+            raise ValueError(f"`object_crops` must be in [0, 1], got {object_crops!r}")
+        self.object_crops = float(object_crops)
+        self.centres = None
+        if self.object_crops:
+            from scipy.ndimage import find_objects
+
+            # (row, col) of each object's bounding-box centre, per image; images without objects are never chosen
+            self.centres = [np.array([((r.start + r.stop - 1) // 2, (c.start + c.stop - 1) // 2)
+                                      for r, c in filter(None, find_objects(lab.astype(np.int64)))], dtype=np.int64)
+                            .reshape(-1, 2) for lab in self.labels]
+            self.with_objects = [i for i, c in enumerate(self.centres) if len(c)]
+            if not self.with_objects:
+                raise ValueError("`object_crops` > 0 needs objects: every label map in `labels` is empty")
 
     def __len__(self) -> int:
         return self.samples_per_epoch or len(self.images)
 
     def __getitem__(self, index: int):
         s = self.size
-        if self.samples_per_epoch:
+        if self.samples_per_epoch and self.object_crops and torch.rand(()) < self.object_crops:
+            i = self.with_objects[int(torch.randint(len(self.with_objects), ()).item())]
+            h, w = self.labels[i].shape
+            cy, cx = self.centres[i][int(torch.randint(len(self.centres[i]), ()).item())]
+            # a position whose crop [y, y + s) holds the centre row cy (and likewise for x), inside the image
+            y0, x0 = max(0, cy - s + 1), max(0, cx - s + 1)
+            y = y0 + int(torch.randint(min(cy, h - s) - y0 + 1, ()).item())
+            x = x0 + int(torch.randint(min(cx, w - s) - x0 + 1, ()).item())
+        elif self.samples_per_epoch:
             i = int(torch.randint(len(self.images), ()).item())
             h, w = self.labels[i].shape
             y, x = int(torch.randint(h - s + 1, ()).item()), int(torch.randint(w - s + 1, ()).item())
