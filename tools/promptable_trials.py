@@ -90,7 +90,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
 
 
 def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float = 0.3, grad_clip: float | None = 2.0,
-        first_click: str = "uniform", click_sigma: float = 8.0, prompts_per_image: int = 6) -> dict:
+        first_click: str = "uniform", click_sigma: float = 8.0, prompts_per_image: int = 6,
+        box_fraction: float = 0.25) -> dict:
     """Train one model with lesson 09's recipe and these settings; its held-out IoUs as a dict."""
     import numpy as np
     import torch
@@ -109,7 +110,7 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=pct_start)
     start = time.perf_counter()
     history = train_promptable(sam, loader, steps, optimizer, scheduler=scheduler, clicks=2,
-                               prompts_per_image=prompts_per_image, box_fraction=0.25, grad_clip=grad_clip,
+                               prompts_per_image=prompts_per_image, box_fraction=box_fraction, grad_clip=grad_clip,
                                first_click=first_click, progress=False)
     train_s = time.perf_counter() - start
     on_scenes = click_evaluation(sam, *scenes, 5, progress=False)
@@ -120,7 +121,7 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     return {
         "seed": seed, "steps": steps, "lr": lr, "pct_start": pct_start, "grad_clip": grad_clip,
         "first_click": first_click, "click_sigma": click_sigma, "prompts_per_image": prompts_per_image,
-        "train_s": round(train_s, 1),
+        "box_fraction": box_fraction, "train_s": round(train_s, 1),
         "final_loss": round(float(np.mean(history[-100:])), 4),
         "scenes_iou": [round(float(v), 3) for v in on_scenes["mean_iou"]], "scene_objects": on_scenes["objects"],
         "nuclei_iou": [round(float(v), 3) for v in on_nuclei["mean_iou"]], "nuclei_objects": on_nuclei["objects"],
@@ -141,6 +142,8 @@ def main(argv=None, data=None) -> int:
     parser.add_argument("--click-sigma", type=float, default=8.0)
     parser.add_argument("--prompts-per-image", type=int, default=6,
                         help="objects prompted per training crop and step (the lesson: 6)")
+    parser.add_argument("--box-fraction", type=float, default=0.25,
+                        help="share of the steps whose first prompt is a box instead of a point (the lesson: 0.25)")
     parser.add_argument("--kind-weight", action="append", default=[], metavar="KIND=N",
                         help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
     parser.add_argument("--split", choices=("val", "test"), default="test",
@@ -162,7 +165,8 @@ def main(argv=None, data=None) -> int:
     for seed in args.seeds:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
-                     click_sigma=args.click_sigma, prompts_per_image=args.prompts_per_image)
+                     click_sigma=args.click_sigma, prompts_per_image=args.prompts_per_image,
+                     box_fraction=args.box_fraction)
         line = json.dumps({**result, "kind_weights": kind_weights, "nuclei_share": args.nuclei_share,
                            "object_crops": args.object_crops, "split": args.split})
         print(line, flush=True)
