@@ -169,6 +169,8 @@ def test_object_crops_hold_an_object_where_random_crops_are_mostly_empty():
         PromptCrops([image], [labels], size=32, samples_per_epoch=4, object_crops=1.5)
     with pytest.raises(ValueError, match="`object_crops`"):
         PromptCrops([image], [empty], size=32, samples_per_epoch=4, object_crops=0.5)
+    with pytest.raises(ValueError, match="needs `samples_per_epoch`"):
+        PromptCrops([image], [labels], size=32, object_crops=0.5)
 
 
 def test_object_crops_off_draw_the_same_crops_as_before():

@@ -57,7 +57,7 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     import numpy as np
     from torch.utils.data import ConcatDataset
 
-    from utils.nuclei import NucleiSegmentation, image_kind
+    from utils.nuclei import KINDS, NucleiSegmentation, image_kind
     from utils.prompting import PromptCrops, enlarge, fixed_tiles, scene_labels
     from utils.scenes import make_scenes
 
@@ -65,9 +65,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
     nuclei = NucleiSegmentation("train")
     kind_weights = dict(kind_weights or {})
     for kind, weight in kind_weights.items():
-        if kind not in ("fluo", "color", "bright") or not isinstance(weight, int) or weight < 1:
-            raise ValueError(f"`kind_weights` must map fluo, color or bright to a whole number >= 1, "
-                             f"got {kind!r}: {weight!r}")
+        if kind not in KINDS or not isinstance(weight, int) or weight < 1:
+            raise ValueError(f"`kind_weights` must map one of {KINDS} to a whole number >= 1, got {kind!r}: {weight!r}")
     repeats = [kind_weights.get(image_kind(image), 1) for image in nuclei.images]
     nuclei_images = [im for im, r in zip(nuclei.images, repeats) for _ in range(r)]
     nuclei_labels = [lab for lab, r in zip(nuclei.labels, repeats) for _ in range(r)]

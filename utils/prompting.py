@@ -24,8 +24,8 @@ from .classical import click_inside, distance_to_edge
 from .validation import check_int, check_positive
 
 __all__ = ["scene_labels", "interior_point", "corrective_click", "FIRST_CLICKS", "sample_points",
-           "sample_corrective_clicks", "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable", "fixed_tiles",
-           "click_evaluation", "mask_iou", "enlarge"]
+           "sample_corrective_clicks", "PromptCrops", "collate_prompt_crops", "promptable_loss", "train_promptable",
+           "fixed_tiles", "click_evaluation", "mask_iou", "enlarge"]
 
 
 def scene_labels(scene) -> np.ndarray:
@@ -203,8 +203,11 @@ class PromptCrops(torch.utils.data.Dataset):
         self.images, self.labels = list(images), list(labels)
         if not 0 <= object_crops <= 1:
             raise ValueError(f"`object_crops` must be in [0, 1], got {object_crops!r}")
+        if object_crops and not self.samples_per_epoch:
+            raise ValueError("`object_crops` places random crops: it needs `samples_per_epoch` (without it every image "
+                             "gives one centred crop)")
         self.object_crops = float(object_crops)
-        self.centres = None
+        self.centres, self.with_objects = None, None
         if self.object_crops:
             from scipy.ndimage import find_objects
 
@@ -221,7 +224,7 @@ class PromptCrops(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         s = self.size
-        if self.samples_per_epoch and self.object_crops and torch.rand(()) < self.object_crops:
+        if self.object_crops and torch.rand(()) < self.object_crops:
             i = self.with_objects[int(torch.randint(len(self.with_objects), ()).item())]
             h, w = self.labels[i].shape
             cy, cx = self.centres[i][int(torch.randint(len(self.centres[i]), ()).item())]
