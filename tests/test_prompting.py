@@ -108,6 +108,28 @@ def test_interior_points_are_drawn_in_proportion_to_the_distance_from_the_bounda
         sample_points(masks[:1], g, where="centre")
 
 
+def test_distances_on_bounding_boxes_equal_distances_on_the_whole_crop():
+    from utils.classical import distance_to_edge
+    from utils.prompting import _distances_to_edge
+
+    g = np.random.default_rng(0)
+    masks = np.zeros((5, 40, 50), bool)
+    masks[0, 10:20, 5:30] = True                      # a bar inside
+    masks[1, :7, 44:] = True                          # cut by two image borders
+    masks[2, 3:38, 1:49] = g.random((35, 48)) < 0.7   # ragged, with holes
+    masks[3, 20, 25] = True                           # one pixel
+    masks[4] = True                                   # the whole crop
+    expected = np.stack([distance_to_edge(m) for m in masks])
+    np.testing.assert_array_equal(_distances_to_edge(masks), expected)
+
+
+def test_max_filter_equals_max_pooling():
+    from utils.models.promptable import _max_filter5
+
+    x = torch.randn(3, 2, 17, 9) - 5                  # negative values: the border must not count as 0
+    torch.testing.assert_close(_max_filter5(x), torch.nn.functional.max_pool2d(x, 5, 1, 2), rtol=0, atol=0)
+
+
 def test_sampled_corrective_clicks_lie_in_the_error_region_with_the_truth_as_label():
     g = torch.Generator().manual_seed(1)
     truth = torch.zeros(3, 12, 12, dtype=torch.bool)

@@ -90,6 +90,21 @@ def _uniform_index(weights: torch.Tensor, generator=None) -> torch.Tensor:
 FIRST_CLICKS = ("uniform", "interior")
 
 
+def _distances_to_edge(masks: np.ndarray) -> np.ndarray:
+    """:func:`distance_to_edge` of each of ``(P, H, W)`` non-empty masks, computed on the mask's bounding box
+    plus a 1-pixel margin only: every pixel outside the box is outside the mask, so the nearest outside pixel of
+    a pixel inside is always within the margin (or is the image border), and the result is the same as on the
+    whole crop, at a fraction of the cost for small objects."""
+    out = np.zeros(masks.shape, np.float64)
+    rows, cols = masks.any(2), masks.any(1)
+    h, w = masks.shape[1:]
+    for i, mask in enumerate(masks):
+        r, c = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
+        y0, y1, x0, x1 = max(r[0] - 1, 0), min(r[-1] + 2, h), max(c[0] - 1, 0), min(c[-1] + 2, w)
+        out[i, y0:y1, x0:x1] = distance_to_edge(mask[y0:y1, x0:x1])
+    return out
+
+
 def sample_points(masks: torch.Tensor, generator=None, where: str = "uniform") -> torch.Tensor:
     """One point per mask, inside it: ``(P, H, W)`` bool -> ``(P, 2)`` float ``(x, y)``.
 
@@ -108,8 +123,7 @@ def sample_points(masks: torch.Tensor, generator=None, where: str = "uniform") -
     if (flat.sum(1) == 0).any():
         raise ValueError("`masks` has an empty mask: cannot sample a point inside it")
     if where == "interior":
-        distance = np.stack([distance_to_edge(m) for m in masks.cpu().numpy()])
-        flat = torch.from_numpy(distance).flatten(1).float()
+        flat = torch.from_numpy(_distances_to_edge(masks.cpu().numpy())).flatten(1).float()
     index = _uniform_index(flat, generator)
     width = masks.shape[-1]
     return torch.stack([index % width, index // width], dim=1).float()

@@ -106,8 +106,17 @@ class ConvImageEncoder(nn.Module):
 
 
 def _max_filter5(x: torch.Tensor) -> torch.Tensor:
-    """5 x 5 maximum filter, as two 1-D passes (half the cost of one 5 x 5 pass on a CPU, same result)."""
-    return F.max_pool2d(F.max_pool2d(x, (1, 5), 1, (0, 2)), (5, 1), 1, (2, 0))
+    """5 x 5 maximum filter over the last two dimensions (the border padded with -inf), as two 1-D passes of
+    elementwise maxima of shifted views: the same result as ``F.max_pool2d(x, 5, 1, 2)``, which on a CPU
+    also computes the argmax indices its backward pass would need and costs twenty times as much here."""
+    out = x
+    for dim, pad in ((-1, (2, 2, 0, 0)), (-2, (0, 0, 2, 2))):
+        padded = F.pad(out, pad, value=float("-inf"))
+        n = x.shape[dim]
+        out = padded.narrow(dim, 0, n).clone()
+        for shift in range(1, 5):
+            torch.maximum(out, padded.narrow(dim, shift, n), out=out)
+    return out
 
 
 class BatchedMaskDecoder(MaskDecoder):
