@@ -92,7 +92,7 @@ def test_the_tool_trains_with_lesson_09s_settings():
     prompts = run["prompts_per_image"].default
     boxes = run["box_fraction"].default
     assert f"clicks=2, prompts_per_image={prompts},\n                           box_fraction={boxes}" in code
-    assert "batch_size=8, shuffle=True" in code and "first_click" not in code and "click_sigma" not in code
+    assert f"batch_size={run['batch_size'].default}, shuffle=True" in code and "first_click" not in code and "click_sigma" not in code
     source = inspect.getsource(trials)
     assert "detail_chans=16, mask_scoring=True" in source and "clicks=2," in source
-    assert "batch_size=8, shuffle=True" in source
+    assert "batch_size=batch_size, shuffle=True" in source

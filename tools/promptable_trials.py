@@ -8,6 +8,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --split val               # choose on validation images
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --nuclei-share 0.67       # two nuclei crops per scene crop
     .venv/bin/python tools/promptable_trials.py --seeds 0 1 --object-crops 0.5        # half the nuclei crops on one
+    .venv/bin/python tools/promptable_trials.py --seeds 0 --batch-size 4 --steps 1500  # smaller, cheaper steps
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
 changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
@@ -90,7 +91,7 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
 
 def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float = 0.3, grad_clip: float | None = 2.0,
         first_click: str = "uniform", click_sigma: float = 8.0, prompts_per_image: int = 6,
-        box_fraction: float = 0.25) -> dict:
+        box_fraction: float = 0.25, batch_size: int = 8) -> dict:
     """Train one model with lesson 09's recipe and these settings; its held-out IoUs as a dict."""
     import numpy as np
     import torch
@@ -103,7 +104,7 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     train_set, scenes, (tiles, tile_labels, kinds) = data
     seed_everything(seed)
     sam = build_promptable_sam(image_size=SIZE, detail_chans=16, mask_scoring=True, click_sigma=click_sigma)
-    loader = DataLoader(train_set, batch_size=8, shuffle=True, collate_fn=collate_prompt_crops)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=collate_prompt_crops)
     seed_everything(seed)
     optimizer = torch.optim.AdamW(sam.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=pct_start)
@@ -120,7 +121,7 @@ def run(seed: int, data, steps: int = 1000, lr: float = 3e-3, pct_start: float =
     return {
         "seed": seed, "steps": steps, "lr": lr, "pct_start": pct_start, "grad_clip": grad_clip,
         "first_click": first_click, "click_sigma": click_sigma, "prompts_per_image": prompts_per_image,
-        "box_fraction": box_fraction, "train_s": round(train_s, 1),
+        "box_fraction": box_fraction, "batch_size": batch_size, "train_s": round(train_s, 1),
         "final_loss": round(float(np.mean(history[-100:])), 4),
         "scenes_iou": [round(float(v), 3) for v in on_scenes["mean_iou"]], "scene_objects": on_scenes["objects"],
         "nuclei_iou": [round(float(v), 3) for v in on_nuclei["mean_iou"]], "nuclei_objects": on_nuclei["objects"],
@@ -143,6 +144,7 @@ def main(argv=None, data=None) -> int:
                         help="objects prompted per training crop and step (the lesson: 6)")
     parser.add_argument("--box-fraction", type=float, default=0.25,
                         help="share of the steps whose first prompt is a box instead of a point (the lesson: 0.25)")
+    parser.add_argument("--batch-size", type=int, default=8, help="training crops per step (the lesson: 8)")
     parser.add_argument("--kind-weight", action="append", default=[], metavar="KIND=N",
                         help="crop training nuclei images of KIND (fluo, color, bright) N times as often; repeatable")
     parser.add_argument("--split", choices=("val", "test"), default="test",
@@ -165,7 +167,7 @@ def main(argv=None, data=None) -> int:
         result = run(seed, data, steps=args.steps, lr=args.lr, pct_start=args.pct_start,
                      grad_clip=None if args.no_grad_clip else args.grad_clip, first_click=args.first_click,
                      click_sigma=args.click_sigma, prompts_per_image=args.prompts_per_image,
-                     box_fraction=args.box_fraction)
+                     box_fraction=args.box_fraction, batch_size=args.batch_size)
         line = json.dumps({**result, "kind_weights": kind_weights, "nuclei_share": args.nuclei_share,
                            "object_crops": args.object_crops, "split": args.split})
         print(line, flush=True)
