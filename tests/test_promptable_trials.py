@@ -36,12 +36,14 @@ def test_trials_write_one_line_per_seed_with_the_lessons_measures(tmp_path, caps
 
 
 def test_kind_weights_repeat_the_training_images_of_a_kind():
-    plain = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1)[0].datasets[1]
+    plain = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1, kind_weights={})[0].datasets[1]
     weighted = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1,
                                   kind_weights={"color": 3})[0].datasets[1]
+    lesson = trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1)[0].datasets[1]
     colour = sum(image_kind(im) == "color" for im in plain.images)
     assert colour > 0 and len(weighted.images) == len(plain.images) + 2 * colour
     assert sum(image_kind(im) == "color" for im in weighted.images) == 3 * colour
+    assert trials.LESSON_KIND_WEIGHTS == {"color": 2} and len(lesson.images) == len(plain.images) + colour
     with pytest.raises(ValueError, match="`kind_weights`"):
         trials.lesson_data(n_scenes=2, samples=4, test_scenes=1, tiles_per_image=1, kind_weights={"colour": 2})
     with pytest.raises(SystemExit):
@@ -88,11 +90,16 @@ def test_the_tool_trains_with_lesson_09s_settings():
     assert f"samples = by_mode(smoke=32, default={data['samples'].default}," in code
     assert f"by_mode(smoke=3, default={data['test_scenes'].default}," in code
     assert f"max_tiles_per_image=by_mode(smoke=1, default={data['tiles_per_image'].default}," in code
-    assert "build_promptable_sam(image_size=128, detail_chans=16, mask_scoring=True)" in code
+    depth = run["decoder_depth"].default
+    assert f"build_promptable_sam(image_size=128, detail_chans=16, mask_scoring=True, decoder_depth={depth})" in code
     prompts = run["prompts_per_image"].default
     boxes = run["box_fraction"].default
     assert f"clicks=2, prompts_per_image={prompts},\n                           box_fraction={boxes}" in code
-    assert f"batch_size={run['batch_size'].default}, shuffle=True" in code and "first_click" not in code and "click_sigma" not in code
+    assert f"batch_size={run['batch_size'].default}, shuffle=True" in code and "click_sigma" not in code
+    assert f'first_click="{run["first_click"].default}"' in code
+    ((kind, weight),) = trials.LESSON_KIND_WEIGHTS.items()
+    assert f'repeats = [{weight} if image_kind(image) == "{kind}" else 1 for image in nuclei.images]' in code
     source = inspect.getsource(trials)
     assert "detail_chans=16, mask_scoring=True" in source and "clicks=2," in source
     assert "batch_size=batch_size, shuffle=True" in source
+    assert "detail_chans=16, mask_scoring=True, click_sigma=click_sigma,\n" in source
