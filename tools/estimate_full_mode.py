@@ -128,9 +128,9 @@ WORKLOADS = {
     },
     "09_segment_anything.ipynb": {
         "downloads": ["sam_vit_b"],
-        "train": [dict(what="small SAM-style model, 6,000 steps of 8 images with 2 click rounds; 5-click evaluation "
-                            "of 200 scenes and 903 nuclei tiles of 64 px (enlarged to 128 px)",
-                       model="promptable_detail",
+        "train": [dict(what="small SAM-style model (a one-block decoder), 6,000 steps of 8 images with 2 click rounds; "
+                            "5-click evaluation of 200 scenes and 903 nuclei tiles of 64 px (enlarged to 128 px)",
+                       model="promptable_detail_1block",
                        batch=8, size=128, steps=6000, eval_images=200 + 903, load_s=8 * NUCLEI_CROP_S),
                   dict(what="SAM ViT-B: two 1024-px embeddings (random and real weights), automatic masks on one "
                             "photo", model="sam_vit_b", batch=1, size=1024, steps=0, eval_images=3)],
@@ -283,8 +283,10 @@ def flops(model_name: str, batch: int, size) -> tuple[float, float]:
         m = build_maskrcnn_cpu(4, image_size=size)
         return (_detection_step_flops(m, [torch.rand(3, size, size) for _ in range(batch)]),
                 _detection_step_flops(m, [torch.rand(3, size, size)], train=False))
-    if model_name in ("promptable", "promptable_detail"):     # SAM's decoder; with the detail path (lessons 09, 12)
-        return _promptable_flops(batch, size, detail=model_name == "promptable_detail")
+    if model_name in ("promptable", "promptable_detail", "promptable_detail_1block"):
+        # SAM's decoder; with the detail path (lesson 12); and one decoder block deep (lesson 09)
+        return _promptable_flops(batch, size, detail=model_name != "promptable",
+                                 depth=1 if model_name.endswith("_1block") else 2)
     if model_name == "mask2former_small":
         return _mask2former_flops(batch, size)
     if model_name == "sam_vit_b":
@@ -324,9 +326,9 @@ def _panoptic_flops(batch, size):
     return step, counter.get_total_flops()
 
 
-def _promptable_flops(batch, size, detail=False):
+def _promptable_flops(batch, size, detail=False, depth=2):
     """One training step of the small SAM-style model (``detail``: with lesson 09's detail path and mask-aware IoU
-    head), and its 5-click evaluation of one generated scene."""
+    head; ``depth``: the decoder's two-way transformer blocks), and its 5-click evaluation of one generated scene."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -334,7 +336,8 @@ def _promptable_flops(batch, size, detail=False):
     from utils.prompting import click_evaluation, scene_labels, train_promptable
     from utils.scenes import make_scenes
 
-    sam = build_promptable_sam(image_size=size, **({"detail_chans": 16, "mask_scoring": True} if detail else {}))
+    sam = build_promptable_sam(image_size=size, decoder_depth=depth,
+                               **({"detail_chans": 16, "mask_scoring": True} if detail else {}))
     scenes = make_scenes(batch, size, "train")
     images = torch.stack([torch.from_numpy(s.image.transpose(2, 0, 1).copy()).float() for s in scenes])
     masks = [torch.from_numpy(s.instance_masks.copy()) for s in scenes]

@@ -12,7 +12,7 @@
     .venv/bin/python tools/promptable_trials.py --seeds 0 --batch-size 4 --steps 1500  # smaller, cheaper steps
 
 Lesson 09's section 3 reports, besides its own run, what its recipe gives over several seeds and what a setting
-changes; one training run takes about three minutes on a 2-core CPU, so those runs are made here, one after another,
+changes; one training run takes about four minutes on a 2-core CPU, so those runs are made here, one after another,
 not in the notebook. Each run builds the lesson's model (``build_promptable_sam(image_size=128, detail_chans=16,
 mask_scoring=True, decoder_depth=1)``), trains it on the lesson's data (400 generated scenes and the shipped nuclei's
 training images enlarged twice, those of stained tissue listed twice, 4,000 random crops of each per epoch, batch 8,
