@@ -100,6 +100,5 @@ def test_the_tool_trains_with_lesson_09s_settings():
     ((kind, weight),) = trials.LESSON_KIND_WEIGHTS.items()
     assert f'repeats = [{weight} if image_kind(image) == "{kind}" else 1 for image in nuclei.images]' in code
     source = inspect.getsource(trials)
-    assert "detail_chans=16, mask_scoring=True" in source and "clicks=2," in source
+    assert "detail_chans=16, mask_scoring=True, click_sigma=click_sigma,\n" in source and "clicks=2," in source
     assert "batch_size=batch_size, shuffle=True" in source
-    assert "detail_chans=16, mask_scoring=True, click_sigma=click_sigma,\n" in source

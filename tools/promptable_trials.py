@@ -50,8 +50,8 @@ def lesson_data(n_scenes: int = 400, samples: int = 4000, test_scenes: int = 60,
 
     ``kind_weights`` (``{"color": 2}``, whole numbers) lists each training nuclei image of that kind so many times, so
     that random crops come from it so many times as often (``None``: the lesson's, ``LESSON_KIND_WEIGHTS``; ``{}``:
-    every image once). ``split="val"`` measures
-    on the validation scenes and nuclei instead of the test ones: choose a setting there, then confirm it on "test".
+    every image once). ``split="val"`` measures on the validation scenes and nuclei instead of the test ones: choose
+    a setting there, then confirm it on "test".
     ``nuclei_share`` is the share of the ``2 * samples`` random crops per epoch taken from the nuclei (the lesson: half,
     ``samples`` crops of each), the rest from the scenes. ``object_crops`` is the share of the nuclei crops placed
     around a nucleus (``PromptCrops``; the lesson: 0, every crop anywhere)."""
